@@ -1,0 +1,235 @@
+"""Command line: arguments -> Settings -> pipeline. The only place that configures logging."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import Ebook2AudioError, UserError
+
+log = logging.getLogger("ebook2audio")
+
+
+def _convert_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that map 1:1 onto Settings fields. Their default is None = 'not given' (lower layers win)."""
+    p.add_argument("-o", "--output-dir", type=Path, help="directory for the audiobook (default: .)")
+    p.add_argument("--output-name", help="file name without extension (default: 'Author - Title')")
+    p.add_argument("-f", "--format", choices=["m4b", "m4a", "mp3", "opus", "ogg", "flac", "wav"], help="default m4b")
+    p.add_argument("-l", "--language", help="language of the text, e.g. en, fr, de (default: the book's)")
+    p.add_argument("--engine", choices=["piper", "espeak", "sim"], help="TTS engine (default piper)")
+    p.add_argument("-v", "--voice", help="voice name, alias (joe, jenny) or path to a Piper .onnx file")
+    p.add_argument("--speed", type=float, help="speaking rate, 1.0 = the voice's own (0.25-4)")
+    p.add_argument("-w", "--workers", type=int, help="synthesis processes (default: one per core)")
+    p.add_argument("--device", help="cpu (default), auto, cuda or cuda:N; never silently falls back")
+    p.add_argument("--session", help="job id to resume (default: derived from the book's content)")
+    p.add_argument("--work-dir", type=Path, help="where chunk audio is kept until done (default: ~/.cache/ebook2audio/jobs)")
+    p.add_argument("--keep-work", action="store_const", const=True, help="keep chunk audio after success")
+    p.add_argument("--bitrate", help="audio bitrate for lossy formats (default 64k)")
+    p.add_argument("--sentence-pause", dest="sentence_pause_ms", type=int, metavar="MS", help="default 300")
+    p.add_argument("--paragraph-pause", dest="paragraph_pause_ms", type=int, metavar="MS", help="default 700")
+    p.add_argument("--chapter-pause", dest="chapter_pause_ms", type=int, metavar="MS", help="default 2000")
+    p.add_argument("--split-hours", type=float, metavar="H", help="split into parts of at most H hours (chapters kept whole)")
+    p.add_argument("--no-subtitles", dest="subtitles", action="store_const", const=False, help="do not write .srt/.vtt")
+    p.add_argument("--chapters", help="convert only these chapters, as numbered by `inspect`: e.g. 1-3,7")
+    p.add_argument("--batch-chars", type=int, help="characters per task (default 1200)")
+    p.add_argument("--granularity", choices=["sentence", "chapter"], help="task size (default sentence)")
+    p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ebook2audio",
+        description="Turn an ebook into a chaptered audiobook with offline neural text-to-speech.",
+    )
+    parser.add_argument("--version", action="version", version=f"ebook2audio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only errors and the summary")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    conv = sub.add_parser("convert", help="convert a book to an audiobook (rerun the same command to resume)")
+    conv.add_argument("book", type=Path, help="EPUB, TXT, HTML or FB2 file")
+    _convert_flags(conv)
+    _distributed_flags(conv)
+
+    insp = sub.add_parser("inspect", help="show metadata and chapters with word counts (no synthesis)")
+    insp.add_argument("book", type=Path)
+    insp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    voices = sub.add_parser("voices", help="list installed voices by engine and language")
+    voices.add_argument("--json", action="store_true")
+    vsub = voices.add_subparsers(dest="voices_command", metavar="ACTION")
+    dl = vsub.add_parser("download", help="download a Piper voice into the voices directory (needs a network)")
+    dl.add_argument("name", help="e.g. en_GB-jenny_dioco-medium or jenny")
+
+    _add_distributed_commands(sub)
+    return parser
+
+
+def _distributed_flags(p: argparse.ArgumentParser) -> None:
+    try:
+        from .distributed_cli import add_convert_flags
+    except ImportError:  # distributed extras not installed
+        return
+    add_convert_flags(p)
+
+
+def _add_distributed_commands(sub: Any) -> None:
+    try:
+        from .distributed_cli import add_commands
+    except ImportError:
+        return
+    add_commands(sub)
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("ebook2audio").setLevel(level)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if v is not None}
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .pipeline import convert
+    from .progress import RichReporter
+
+    if getattr(args, "distributed", False):
+        from .distributed_cli import run_coordinator
+
+        return run_coordinator(args)
+    settings = load_settings(_flags(args), config_file=args.config)
+    _check_book(args.book)
+    reporter = RichReporter(show_bar=not args.quiet)
+    result = convert(args.book, settings, reporter)
+    _summary(reporter, result)
+    return 0
+
+
+def _check_book(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a book")
+
+
+def _summary(reporter: Any, result: Any) -> None:
+    def hms(s: float) -> str:
+        s = round(s)
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+    for out in result.outputs:
+        reporter.message(f"wrote {out}")
+    for sub in result.subtitles:
+        reporter.message(f"wrote {sub}")
+    reporter.message(
+        f"done: {hms(result.duration)} of audio, {result.chapters} chapters, {result.chunks_total} sentences "
+        f"({result.chunks_synthesized} synthesised, {result.chunks_skipped} resumed) in {hms(result.wall_seconds)} "
+        f"wall time: {result.realtime_factor:.1f}x real time"
+    )
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .ingest import read_book
+
+    _check_book(args.book)
+    book = read_book(args.book)
+    md = book.metadata
+    data = {
+        "title": md.title,
+        "authors": list(md.authors),
+        "language": md.language,
+        "publisher": md.publisher,
+        "date": md.date,
+        "description": md.description,
+        "identifiers": list(md.identifiers),
+        "format": book.source_format,
+        "cover": book.cover is not None,
+        "chapters": [{"index": i + 1, "title": ch.title, "words": ch.words} for i, ch in enumerate(book.chapters)],
+    }
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"title:    {md.title}")
+    print(f"authors:  {', '.join(md.authors)}")
+    print(f"language: {md.language}")
+    if md.publisher:
+        print(f"publisher: {md.publisher}")
+    if md.date:
+        print(f"date:     {md.date}")
+    print(f"format:   {book.source_format}")
+    print(f"cover:    {'yes' if book.cover else 'no'}")
+    total = sum(ch.words for ch in book.chapters)
+    print(f"chapters: {len(book.chapters)} ({total} words)")
+    for i, ch in enumerate(book.chapters, 1):
+        print(f"  {i:4d}  {ch.words:7d} words  {ch.title}")
+    for w in book.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from .engines.registry import download_voice, list_voices
+
+    if args.voices_command == "download":
+        path = download_voice(args.name)
+        print(f"installed {path}")
+        return 0
+    entries = list_voices()
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], ensure_ascii=False, indent=2))
+        return 0
+    current = None
+    for e in sorted(entries, key=lambda e: (e.engine != "piper", e.engine, e.language, e.name)):
+        if e.engine != current:
+            current = e.engine
+            print(f"{current}:")
+        print(f"  {e.language:10s} {e.name}" + (f"  ({e.description})" if e.description else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("EBOOK2AUDIO_DEBUG", "") not in ("", "0")
+    _setup_logging(debug, args.quiet)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    handlers = {"convert": cmd_convert, "inspect": cmd_inspect, "voices": cmd_voices}
+    handler = handlers.get(args.command) or getattr(args, "handler", None)
+    try:
+        return int(handler(args) or 0)  # type: ignore[misc]
+    except Ebook2AudioError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; the work done so far is kept: rerun the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # an unexpected bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""Plain, frozen, JSON-safe dataclasses passed between the pipeline stages.
+
+book file -> ingest -> Book -> plan -> Plan (chapters of Chunks, grouped into Batches)
+          -> execute (writes chunk audio to Storage) -> assemble -> audio file
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Metadata:
+    title: str = ""
+    authors: tuple[str, ...] = ()
+    language: str = ""  # BCP 47 tag as the book declares it, e.g. "en-US", "fr"
+    publisher: str = ""
+    date: str = ""
+    description: str = ""
+    identifiers: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()
+
+    @property
+    def year(self) -> str:
+        return self.date[:4] if len(self.date) >= 4 and self.date[:4].isdigit() else ""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter: a title and its paragraphs of plain text (no markup), in reading order."""
+
+    title: str
+    paragraphs: tuple[str, ...]
+
+    @property
+    def words(self) -> int:
+        return sum(len(p.split()) for p in self.paragraphs)
+
+
+@dataclass(frozen=True)
+class Cover:
+    data: bytes
+    mime: str  # "image/jpeg" or "image/png"
+
+
+@dataclass(frozen=True)
+class Book:
+    metadata: Metadata
+    chapters: tuple[Chapter, ...]
+    cover: Cover | None = None
+    source_format: str = ""  # "epub", "txt", "html", "fb2", ...
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VoiceSpec:
+    """What voice speaks, as chosen by the user (resolved to an installed voice by engines.registry)."""
+
+    engine: str = "piper"
+    voice: str = ""  # "" = the engine's default for the language
+    language: str = "en"
+    speed: float = 1.0  # > 1 is faster
+
+    def key(self) -> str:
+        return f"{self.engine}|{self.voice}|{self.language}|{self.speed:.3f}"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """A resolved voice: what the planner needs to know, known without loading the model."""
+
+    engine: str  # registry name: "piper", "espeak", "sim"
+    voice: str  # the resolved voice id, e.g. "en_US-joe-medium" or "fr" (espeak)
+    language: str  # the language the voice speaks, e.g. "en-US"
+    sample_rate: int  # Hz, 16-bit mono PCM
+    max_chars: int  # longest text one synthesize() call accepts
+    description: str = ""
+    path: str = ""  # model file, when the engine has one (piper)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The unit of synthesis: one sentence (or a piece of a long one) of one chapter."""
+
+    id: str  # content hash of (voice key, spoken text): stable across runs, changes with the voice
+    chapter: int  # index into Plan.chapters
+    index: int  # position of the chunk inside its chapter
+    text: str  # normalised text given to the engine
+    display: str  # the original text, for subtitles
+    pause_after_ms: int  # silence after this chunk (sentence, paragraph or chapter pause)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive chunks of one chapter: one task for an executor."""
+
+    id: str
+    chapter: int
+    chunk_ids: tuple[str, ...]
+    chars: int  # cost estimate, used to dispatch the longest first
+
+
+@dataclass(frozen=True)
+class PlannedChapter:
+    index: int
+    title: str
+    chunk_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    session: str
+    voice: VoiceSpec
+    sample_rate: int
+    chapters: tuple[PlannedChapter, ...]
+    chunks: tuple[Chunk, ...]
+    batches: tuple[Batch, ...]
+    metadata: Metadata = field(default_factory=Metadata)
+    engine: EngineInfo | None = None  # the voice resolved by the coordinator: workers load exactly this
+
+    def chunk_map(self) -> dict[str, Chunk]:
+        return {c.id: c for c in self.chunks}
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        md = data.get("metadata") or {}
+        return cls(
+            session=data["session"],
+            voice=VoiceSpec(**data["voice"]),
+            sample_rate=int(data["sample_rate"]),
+            chapters=tuple(
+                PlannedChapter(index=c["index"], title=c["title"], chunk_ids=tuple(c["chunk_ids"]))
+                for c in data["chapters"]
+            ),
+            chunks=tuple(Chunk(**c) for c in data["chunks"]),
+            batches=tuple(
+                Batch(id=b["id"], chapter=b["chapter"], chunk_ids=tuple(b["chunk_ids"]), chars=b["chars"])
+                for b in data["batches"]
+            ),
+            metadata=Metadata(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in md.items()}),
+            engine=EngineInfo(**data["engine"]) if data.get("engine") else None,
+        )
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk_id: str
+    samples: int  # number of 16-bit mono samples written
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: str
+    chunks: tuple[ChunkResult, ...]
+    skipped: int  # chunks that were already done (resume / duplicate delivery)
+    synth_seconds: float  # time spent inside the engine
+    audio_seconds: float  # audio produced by this call
+
+
+@dataclass(frozen=True)
+class ChapterMark:
+    title: str
+    start: float  # seconds from the start of the output file
+    end: float

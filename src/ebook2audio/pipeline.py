@@ -1,0 +1,241 @@
+"""convert(): ingest -> plan -> execute -> assemble. Resume = skip the chunks already in storage."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from .audio.assemble import AssemblyOptions, AssemblyResult, assemble
+from .config import Settings, parse_chapter_selection
+from .engines.base import EngineInfo
+from .engines.registry import resolve_voice
+from .errors import SynthesisError, UserError
+from .executors.base import Executor
+from .ingest import read_book
+from .jobstore import chunk_key, done_chunks, save_cover, save_plan
+from .model import BatchResult, Book, Plan, VoiceSpec
+from .plan import Pauses, PlanOptions, make_plan
+from .storage.base import Storage
+from .storage.local import LocalStorage
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """How the pipeline tells a person what it does (the CLI draws a progress bar from it)."""
+
+    def message(self, text: str) -> None: ...
+
+    def synthesis_started(self, plan: Plan, done: set[str]) -> None: ...
+
+    def batch_done(self, result: BatchResult, chunks_in_batch: int) -> None: ...
+
+    def synthesis_finished(self) -> None: ...
+
+    def phase(self, text: str) -> None: ...
+
+
+class QuietReporter:
+    def message(self, text: str) -> None:
+        log.info("%s", text)
+
+    def synthesis_started(self, plan: Plan, done: set[str]) -> None:
+        pass
+
+    def batch_done(self, result: BatchResult, chunks_in_batch: int) -> None:
+        pass
+
+    def synthesis_finished(self) -> None:
+        pass
+
+    def phase(self, text: str) -> None:
+        log.info("%s", text)
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    outputs: tuple[Path, ...]
+    subtitles: tuple[Path, ...]
+    duration: float  # seconds of audio
+    chapters: int
+    chunks_total: int
+    chunks_synthesized: int
+    chunks_skipped: int
+    wall_seconds: float
+    synth_wall_seconds: float
+    session: str
+    voice: EngineInfo
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.duration / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def book_session_id(path: Path) -> str:
+    """Derived from the book's bytes, so rerunning the same command finds the same job."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
+
+
+def output_basename(book: Book, settings: Settings) -> str:
+    if settings.output_name:
+        name = settings.output_name
+    else:
+        authors = ", ".join(book.metadata.authors[:2])
+        title = book.metadata.title or "Untitled"
+        name = f"{authors} - {title}" if authors else title
+    name = _UNSAFE.sub(" ", name).strip(" .")
+    name = re.sub(r"\s+", " ", name)
+    return (name or "audiobook")[:180]
+
+
+def select_chapters(book: Book, spec: str) -> Book:
+    if not spec.strip():
+        return book
+    keep = parse_chapter_selection(spec, len(book.chapters))
+    return replace(book, chapters=tuple(book.chapters[i] for i in keep))
+
+
+def resolve(book: Book, settings: Settings, env: Mapping[str, str] | None = None) -> tuple[VoiceSpec, EngineInfo]:
+    language = settings.language or book.metadata.language or "en"
+    spec = VoiceSpec(engine=settings.engine, voice=settings.voice, language=language, speed=settings.speed)
+    return spec, resolve_voice(spec, env)
+
+
+def plan_options(settings: Settings) -> PlanOptions:
+    return PlanOptions(
+        pauses=Pauses(
+            sentence_ms=settings.sentence_pause_ms,
+            paragraph_ms=settings.paragraph_pause_ms,
+            title_ms=max(settings.sentence_pause_ms, min(settings.chapter_pause_ms, 1000)),
+            chapter_ms=settings.chapter_pause_ms,
+        ),
+        batch_chars=settings.batch_chars,
+        granularity=settings.granularity,
+    )
+
+
+ExecutorFactory = Callable[[Storage, EngineInfo, Settings], Executor]
+
+
+def local_executor(storage: Storage, info: EngineInfo, settings: Settings) -> Executor:
+    from .executors.local import LocalExecutor
+
+    if not isinstance(storage, LocalStorage):
+        raise UserError("the embedded executor needs local storage")
+    return LocalExecutor(
+        root=storage.root, info=info, speed=settings.speed, device=settings.device, workers=settings.effective_workers
+    )
+
+
+def convert(
+    book_path: Path,
+    settings: Settings,
+    reporter: Reporter | None = None,
+    *,
+    storage: Storage | None = None,
+    executor_factory: ExecutorFactory = local_executor,
+    env: Mapping[str, str] | None = None,
+) -> ConvertResult:
+    rep = reporter or QuietReporter()
+    t_start = time.perf_counter()
+    book = read_book(book_path)
+    for w in book.warnings:
+        rep.message(f"warning: {w}")
+    book = select_chapters(book, settings.chapters)
+    spec, info = resolve(book, settings, env)
+    if info.engine != spec.engine:
+        rep.message(f"no {spec.engine} voice for language '{spec.language}': using {info.engine} voice '{info.voice}'")
+    rep.message(f"voice: {info.engine} {info.voice} ({info.language}, {info.sample_rate} Hz)")
+
+    session = settings.session or book_session_id(book_path)
+    store = storage or LocalStorage(settings.work_dir)
+    plan = make_plan(book, info, spec, session, plan_options(settings))
+    if not plan.chunks:
+        raise UserError(f"{book_path.name}: nothing to read aloud")
+    save_plan(store, plan)
+    if book.cover is not None:
+        save_cover(store, session, book.cover)
+
+    done = done_chunks(store, plan)
+    pending = [b for b in plan.batches if any(cid not in done for cid in b.chunk_ids)]
+    rep.message(
+        f"session {session}: {len(plan.chapters)} chapters, {len(plan.chunks)} sentences"
+        + (f", {len(done)} already done" if done else "")
+    )
+    rep.synthesis_started(plan, done)
+    t_synth = time.perf_counter()
+    sizes = {b.id: len(b.chunk_ids) for b in plan.batches}
+    synthesized = 0
+
+    def on_batch(result: BatchResult) -> None:
+        nonlocal synthesized
+        synthesized += len(result.chunks)
+        rep.batch_done(result, sizes.get(result.batch_id, len(result.chunks) + result.skipped))
+
+    if pending:
+        executor = executor_factory(store, info, settings)
+        try:
+            executor.run(plan, pending, on_batch)
+        finally:
+            close = getattr(executor, "close", None)
+            if close is not None:
+                close()
+    rep.synthesis_finished()
+    synth_wall = time.perf_counter() - t_synth
+
+    missing = [c.id for c in plan.chunks if c.id not in done_chunks(store, plan)]
+    if missing:
+        raise SynthesisError(f"{len(missing)} sentences have no audio after synthesis; rerun to resume")
+
+    rep.phase("assembling")
+    out_dir = settings.output_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
+    out_path = out_dir / f"{output_basename(book, settings)}.{settings.format}"
+    result: AssemblyResult = assemble(
+        plan,
+        lambda cid: store.get_bytes(chunk_key(session, cid)),
+        out_path,
+        AssemblyOptions(
+            format=settings.format,
+            bitrate=settings.bitrate,
+            split_hours=settings.split_hours or None,
+            subtitles=settings.subtitles,
+        ),
+        cover=book.cover,
+    )
+    if not settings.keep_work:
+        cleanup = getattr(store, "delete_prefix", None)
+        if cleanup is not None:
+            cleanup(f"{session}/")
+    return ConvertResult(
+        outputs=result.outputs,
+        subtitles=result.subtitles,
+        duration=result.duration,
+        chapters=len(plan.chapters),
+        chunks_total=len(plan.chunks),
+        chunks_synthesized=synthesized,
+        chunks_skipped=len(done),
+        wall_seconds=time.perf_counter() - t_start,
+        synth_wall_seconds=synth_wall,
+        session=session,
+        voice=info,
+    )
+
+

@@ -1,0 +1,141 @@
+"""Book + voice -> Plan: every sentence of every chapter as a chunk with a stable id, grouped in batches.
+
+Planning never loads a model and never drops or truncates text: each paragraph is split into
+sentences, normalised, and cut under the engine's input limit by text.segment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .engines.base import EngineInfo
+from .model import Batch, Book, Chunk, Plan, PlannedChapter, VoiceSpec
+from .text.segment import segment_paragraph
+
+
+@dataclass(frozen=True)
+class Pauses:
+    """Silence after a sentence, a paragraph, a chapter title and a chapter, in milliseconds."""
+
+    sentence_ms: int = 300
+    paragraph_ms: int = 700
+    title_ms: int = 1000
+    chapter_ms: int = 2000
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    pauses: Pauses = Pauses()
+    batch_chars: int = 1200  # about 80 s of speech: seconds to tens of seconds of work per batch
+    granularity: str = "sentence"  # "sentence" (batches of sentences) or "chapter" (one batch a chapter)
+    speak_titles: bool = True
+
+
+def chunk_id(voice_key: str, text: str, occurrence: int) -> str:
+    """Content hash of what is spoken and by which voice; the n-th repeat of a text gets its own id."""
+    h = hashlib.sha256(f"{voice_key}\0{text}\0{occurrence}".encode()).hexdigest()
+    return h[:24]
+
+
+def _batch_id(chunk_ids: Iterable[str]) -> str:
+    return "b" + hashlib.sha256("|".join(chunk_ids).encode()).hexdigest()[:19]
+
+
+def make_plan(
+    book: Book,
+    info: EngineInfo,
+    voice: VoiceSpec,
+    session: str,
+    options: PlanOptions | None = None,
+) -> Plan:
+    opts = options or PlanOptions()
+    language = info.language or voice.language
+    voice_key = f"{info.engine}|{info.voice}|{voice.speed:.3f}"
+    seen: Counter[str] = Counter()
+    chunks: list[Chunk] = []
+    chapters: list[PlannedChapter] = []
+    batches: list[Batch] = []
+
+    def add(chapter: int, spoken: str, display: str, pause: int, out: list[Chunk]) -> None:
+        occurrence = seen[spoken]
+        seen[spoken] += 1
+        out.append(
+            Chunk(
+                id=chunk_id(voice_key, spoken, occurrence),
+                chapter=chapter,
+                index=len(out),
+                text=spoken,
+                display=display,
+                pause_after_ms=pause,
+            )
+        )
+
+    for chapter in book.chapters:
+        ci = len(chapters)
+        mine: list[Chunk] = []
+        if opts.speak_titles and chapter.title.strip():
+            segs = segment_paragraph(chapter.title, language, info.max_chars)
+            for j, seg in enumerate(segs):
+                last = j == len(segs) - 1
+                add(ci, seg.spoken, seg.display, opts.pauses.title_ms if last else opts.pauses.sentence_ms, mine)
+        body_start = len(mine)
+        for paragraph in chapter.paragraphs:
+            segs = segment_paragraph(paragraph, language, info.max_chars)
+            for j, seg in enumerate(segs):
+                last = j == len(segs) - 1
+                add(ci, seg.spoken, seg.display, opts.pauses.paragraph_ms if last else opts.pauses.sentence_ms, mine)
+        if len(mine) == body_start:
+            continue  # a chapter with nothing speakable is skipped, not fatal
+        last_chunk = mine[-1]
+        mine[-1] = Chunk(
+            id=last_chunk.id,
+            chapter=ci,
+            index=last_chunk.index,
+            text=last_chunk.text,
+            display=last_chunk.display,
+            pause_after_ms=opts.pauses.chapter_ms,
+        )
+        chapters.append(PlannedChapter(index=ci, title=chapter.title, chunk_ids=tuple(c.id for c in mine)))
+        chunks.extend(mine)
+        batches.extend(_batches(ci, mine, opts))
+
+    return Plan(
+        session=session,
+        voice=voice,
+        sample_rate=info.sample_rate,
+        chapters=tuple(chapters),
+        chunks=tuple(chunks),
+        batches=tuple(batches),
+        metadata=book.metadata,
+        engine=info,
+    )
+
+
+def _batches(chapter: int, chunks: list[Chunk], opts: PlanOptions) -> list[Batch]:
+    if opts.granularity == "chapter":
+        groups = [chunks]
+    else:
+        groups = []
+        current: list[Chunk] = []
+        size = 0
+        for c in chunks:
+            if current and size + len(c.text) > opts.batch_chars:
+                groups.append(current)
+                current, size = [], 0
+            current.append(c)
+            size += len(c.text)
+        if current:
+            groups.append(current)
+    out = []
+    for g in groups:
+        ids = tuple(c.id for c in g)
+        out.append(Batch(id=_batch_id(ids), chapter=chapter, chunk_ids=ids, chars=sum(len(c.text) for c in g)))
+    return out
+
+
+def dispatch_order(batches: Iterable[Batch]) -> list[Batch]:
+    """Longest first, so that the last batches to finish are short ones and workers balance themselves."""
+    return sorted(batches, key=lambda b: (-b.chars, b.id))

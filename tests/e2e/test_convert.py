@@ -1,0 +1,97 @@
+"""End to end: the real CLI, real corpus books, the real bundled Piper voice (or espeak-ng), real ffmpeg."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ebook2audio.audio.assemble import probe
+from ebook2audio.ingest import read_book
+
+from .helpers import inspect_json, read_srt, run_cli, shortest_chapters, words
+
+pytestmark = pytest.mark.slow
+
+CASES = [
+    # (corpus file, chapters to convert, expected engine in the log)
+    ("epub3_moby-dick_melville_en.epub", 3, "piper"),
+    ("epub2_esprit-des-lois_montesquieu_fr.epub", 2, "espeak"),
+    ("html_alice-in-wonderland_carroll_en/11-h.htm", 1, "piper"),
+    ("fb2_voina-i-mir-example_tolstoy_ru.fb2", 2, "espeak"),
+    ("txt_die-verwandlung_kafka_de.txt", 1, "espeak"),
+]
+
+
+@pytest.mark.parametrize(("name", "n", "engine"), CASES, ids=[c[0].split("_")[0] for c in CASES])
+def test_convert_corpus_book_to_chaptered_m4b(corpus: Path, tmp_path: Path, name: str, n: int, engine: str) -> None:
+    book_path = corpus / name
+    info = inspect_json(book_path, tmp_path)
+    chosen = shortest_chapters(info, n, min_words=30 if n > 1 else 20)
+    sel = ",".join(str(c["index"]) for c in chosen)
+    r = run_cli(
+        ["convert", str(book_path), "--chapters", sel, "-o", "out", "--keep-work", "-q", "--workers", "2"], tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert engine in r.stderr  # says which voice it chose
+    outs = list((tmp_path / "out").glob("*.m4b"))
+    assert len(outs) == 1, r.stderr
+    out = outs[0]
+    if info["authors"]:
+        assert out.name.startswith(info["authors"][0][:10])
+    p = probe(out)
+    # chapters: the selected ones, same titles, same order, increasing starts that tile the audio
+    assert [c.title for c in p.chapters] == [c["title"] for c in chosen]
+    starts = [c.start for c in p.chapters]
+    assert starts[0] == pytest.approx(0, abs=0.05)
+    assert all(b > a for a, b in zip(starts, starts[1:], strict=False))
+    assert p.chapters[-1].end == pytest.approx(p.duration, abs=0.3)
+    # duration plausible for the word count (speech is 1.5-4 words a second)
+    total_words = sum(c["words"] for c in chosen)
+    assert total_words / 4.0 < p.duration < total_words / 1.2 + 10
+    assert p.tags.get("title") == info["title"]
+    assert p.tags.get("genre") == "Audiobook"
+    if info["authors"]:
+        assert info["authors"][0] in p.tags.get("artist", "")
+    assert p.has_cover == info["cover"]
+    assert p.codec == "aac"
+    # subtitles: one cue per planned sentence, every word of the chapters present, in order
+    srt = read_srt(out.with_suffix(".srt"))
+    assert out.with_suffix(".vtt").is_file()
+    session_dirs = list((tmp_path / "cache" / "ebook2audio" / "jobs").iterdir())
+    plan = json.loads((session_dirs[0] / "plan.json").read_text())
+    assert len(srt) == len(plan["chunks"])
+    book = read_book(book_path)
+    expected: list[str] = []
+    for c in chosen:
+        ch = book.chapters[c["index"] - 1]
+        expected += words(ch.title + " " + " ".join(ch.paragraphs))
+    assert words(" ".join(cue.text for cue in srt)) == expected
+    # every sentence has audio: cues are ordered, non-empty, and chapter starts fall on cue starts
+    assert all(c.end > c.start for c in srt)
+    assert all(b.start >= a.end - 0.001 for a, b in zip(srt, srt[1:], strict=False))
+    cue_starts = [c.start for c in srt]
+    for ch in p.chapters:
+        assert min(abs(ch.start - s) for s in cue_starts) < 0.05
+
+
+def test_mp3_and_split_hours(corpus: Path, tmp_path: Path) -> None:
+    book_path = corpus / "epub3_moby-dick_melville_en.epub"
+    info = inspect_json(book_path, tmp_path)
+    chosen = shortest_chapters(info, 3, min_words=30)
+    sel = ",".join(str(c["index"]) for c in chosen)
+    r = run_cli(
+        ["convert", str(book_path), "--chapters", sel, "-o", "out", "-f", "mp3", "--split-hours", "0.001", "-q"],
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    outs = sorted((tmp_path / "out").glob("*.mp3"))
+    assert len(outs) == 3  # each chapter is longer than 3.6 s: one part each, chapters kept whole
+    titles = []
+    for o in outs:
+        p = probe(o)
+        titles += [c.title for c in p.chapters]
+        assert p.codec == "mp3"
+    assert titles == [c["title"] for c in chosen]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ebook2audio.errors import StorageError
+from ebook2audio.storage.local import LocalStorage
+
+
+def test_put_get_list_delete(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path)
+    s.put_bytes("job/chunks/ab/abc.wav", b"hello")
+    s.put_bytes("job/plan.json", b"{}")
+    assert s.get_bytes("job/chunks/ab/abc.wav") == b"hello"
+    assert s.size("job/plan.json") == 2
+    assert s.size("job/missing") is None
+    assert s.get_head("job/chunks/ab/abc.wav", 3) == b"hel"
+    assert sorted(s.list("job/")) == ["job/chunks/ab/abc.wav", "job/plan.json"]
+    assert list(s.list("job/chunks/")) == ["job/chunks/ab/abc.wav"]
+    with s.local_path("job/plan.json") as p:
+        assert p.read_bytes() == b"{}"
+    s.delete("job/plan.json")
+    assert not s.exists("job/plan.json")
+    s.delete_prefix("job/")
+    assert list(s.list("job/")) == []
+
+
+def test_overwrite_is_atomic_and_leaves_no_temp(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path)
+    s.put_bytes("a/b", b"1" * 1000)
+    s.put_bytes("a/b", b"2")
+    assert s.get_bytes("a/b") == b"2"
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["b"]
+
+
+@pytest.mark.parametrize("key", ["../evil", "/abs", "a/../../b", ""])
+def test_keys_cannot_escape(tmp_path: Path, key: str) -> None:
+    with pytest.raises(StorageError):
+        LocalStorage(tmp_path / "root").put_bytes(key, b"x")
+    assert not (tmp_path / "evil").exists()
+
+
+def test_write_failure_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StorageError):
+        LocalStorage(tmp_path / "file").put_bytes("x/y", b"1")
