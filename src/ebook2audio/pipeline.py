@@ -219,6 +219,7 @@ def convert(
             subtitles=settings.subtitles,
         ),
         cover=book.cover,
+        chunk_sizes=lambda cid: store.size(chunk_key(session, cid)) or 0,
     )
     if not settings.keep_work:
         cleanup = getattr(store, "delete_prefix", None)

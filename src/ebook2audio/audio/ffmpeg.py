@@ -1,0 +1,379 @@
+"""The ffmpeg adapter: the only place that starts ffmpeg (and the only user of PyAV, for probe()).
+
+Raw 16-bit mono PCM is streamed into ffmpeg's stdin in blocks, so memory stays bounded whatever the
+length of the book; tags and chapters come from an ffmetadata file and the cover from an image file,
+both given as extra inputs. ffmpeg failures become AssemblyError carrying the tail of its stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from ebook2audio.errors import AssemblyError, ConfigError
+from ebook2audio.model import ChapterMark
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FORMATS",
+    "EncodeSpec",
+    "MetaChapter",
+    "OutputFormat",
+    "PcmEncoder",
+    "ProbeResult",
+    "encode_command",
+    "encode_pcm",
+    "escape_ffmetadata",
+    "ffmetadata",
+    "find_ffmpeg",
+    "image_ok",
+    "probe",
+]
+
+ENV_FFMPEG = "EBOOK2AUDIO_FFMPEG"
+WRITE_BLOCK = 1 << 20  # bytes per write to ffmpeg's stdin
+_STDERR_LINES = 20  # lines of ffmpeg's stderr kept for error messages
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    name: str
+    muxer: str  # ffmpeg -f
+    codec: str  # ffmpeg -c:a
+    ext: str  # file suffix, with the dot
+    lossy: bool  # takes -b:a
+    cover: str | None  # how the cover is attached: "mp4", "id3", "flac"; None = not supported
+    chapters: bool  # chapters can be read back from the file
+
+
+FORMATS: Mapping[str, OutputFormat] = {
+    f.name: f
+    for f in (
+        OutputFormat("m4b", "ipod", "aac", ".m4b", lossy=True, cover="mp4", chapters=True),
+        OutputFormat("m4a", "ipod", "aac", ".m4a", lossy=True, cover="mp4", chapters=True),
+        OutputFormat("mp3", "mp3", "libmp3lame", ".mp3", lossy=True, cover="id3", chapters=True),
+        OutputFormat("opus", "opus", "libopus", ".opus", lossy=True, cover=None, chapters=True),
+        OutputFormat("ogg", "ogg", "libvorbis", ".ogg", lossy=True, cover=None, chapters=False),
+        OutputFormat("flac", "flac", "flac", ".flac", lossy=False, cover="flac", chapters=False),
+        OutputFormat("wav", "wav", "pcm_s16le", ".wav", lossy=False, cover=None, chapters=False),
+    )
+}
+
+
+def output_format(name: str) -> OutputFormat:
+    try:
+        return FORMATS[name.lower()]
+    except KeyError:
+        raise ConfigError(f"unknown output format {name!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+def find_ffmpeg() -> str:
+    """The ffmpeg executable: $EBOOK2AUDIO_FFMPEG, else ffmpeg on PATH, else imageio-ffmpeg's bundled one."""
+    env = os.environ.get(ENV_FFMPEG, "").strip()
+    if env:
+        found = shutil.which(env)
+        if found is None:
+            raise ConfigError(f"{ENV_FFMPEG}={env!r} is not an executable file")
+        return found
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError) as exc:
+        raise AssemblyError("ffmpeg not found: install ffmpeg or the imageio-ffmpeg package") from exc
+
+
+# --------------------------------------------------------------------------- ffmetadata
+
+
+@dataclass(frozen=True)
+class MetaChapter:
+    """A chapter in ffmetadata units: start/end are counts of 1/timebase seconds (samples)."""
+
+    title: str
+    start: int
+    end: int
+
+
+def escape_ffmetadata(value: str) -> str:
+    """Escape a key or value for an ffmetadata file: '=', ';', '#', '\\' and newlines."""
+    out = []
+    for ch in value.replace("\r\n", "\n").replace("\r", "\n"):
+        if ch in "=;#\\\n":
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+def ffmetadata(tags: Mapping[str, str], chapters: Sequence[MetaChapter], timebase: int) -> str:
+    """An ffmetadata document: global ``tags`` (empty values dropped) and ``chapters``.
+
+    ``timebase`` is the chapters' unit as 1/timebase seconds (the sample rate gives exact times).
+    """
+    lines = [";FFMETADATA1"]
+    for key, value in tags.items():
+        if value:
+            lines.append(f"{escape_ffmetadata(key)}={escape_ffmetadata(value)}")
+    for ch in chapters:
+        if ch.end < ch.start:
+            raise ValueError(f"chapter {ch.title!r} ends before it starts")
+        lines += [
+            "",
+            "[CHAPTER]",
+            f"TIMEBASE=1/{timebase}",
+            f"START={ch.start}",
+            f"END={ch.end}",
+            f"title={escape_ffmetadata(ch.title)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+@dataclass(frozen=True)
+class EncodeSpec:
+    """How to encode one output file from raw s16le mono PCM at ``sample_rate``."""
+
+    format: str
+    sample_rate: int
+    bitrate: str = "64k"
+    metadata_file: Path | None = None  # ffmetadata: tags and chapters
+    cover_file: Path | None = None  # JPEG or PNG are copied as they are; other images become JPEG
+    cover_copy: bool = True  # False: re-encode the cover to JPEG
+    stream_tags: Mapping[str, str] = field(default_factory=dict)  # on the audio stream (language=eng)
+    extra_args: tuple[str, ...] = ()  # added before the output file
+
+
+def encode_command(ffmpeg: str, spec: EncodeSpec, out_path: Path) -> list[str]:
+    """The ffmpeg command line that reads PCM from stdin and writes ``out_path``. Pure."""
+    fmt = output_format(spec.format)
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    cmd += ["-f", "s16le", "-ar", str(spec.sample_rate), "-ac", "1", "-i", "pipe:0"]
+    inputs = 1
+    meta_input = cover_input = None
+    if spec.metadata_file is not None:
+        cmd += ["-f", "ffmetadata", "-i", str(spec.metadata_file)]
+        meta_input, inputs = inputs, inputs + 1
+    if spec.cover_file is not None and fmt.cover is not None:
+        cmd += ["-i", str(spec.cover_file)]
+        cover_input = inputs
+    cmd += ["-map", "0:a"]
+    if meta_input is not None:
+        cmd += ["-map_metadata", str(meta_input), "-map_chapters", str(meta_input)]
+    else:
+        cmd += ["-map_metadata", "-1"]
+    cmd += ["-c:a", fmt.codec]
+    if fmt.lossy:
+        cmd += ["-b:a", spec.bitrate]
+    for key, value in spec.stream_tags.items():
+        if value:
+            cmd += ["-metadata:s:a:0", f"{key}={value}"]
+    if cover_input is not None:
+        cmd += ["-map", f"{cover_input}:v:0"]
+        cmd += ["-c:v", "copy"] if spec.cover_copy else ["-c:v", "mjpeg", "-frames:v", "1"]
+        if fmt.cover == "id3":
+            cmd += ["-metadata:s:v", "title=Album cover", "-metadata:s:v", "comment=Cover (front)"]
+        else:
+            cmd += ["-disposition:v:0", "attached_pic"]
+    if fmt.cover == "id3":
+        cmd += ["-id3v2_version", "3"]  # ID3v2.3 tags, APIC and CHAP frames
+    if fmt.muxer == "ipod":
+        cmd += ["-movflags", "+faststart"]
+    cmd += list(spec.extra_args)
+    cmd += ["-f", fmt.muxer, str(out_path)]
+    return cmd
+
+
+class PcmEncoder:
+    """A running ffmpeg that encodes PCM written to it; use as a context manager.
+
+    ``write()`` feeds PCM in blocks; ``finish()`` closes stdin, waits, and raises AssemblyError
+    (with ffmpeg's last stderr lines) on failure. Leaving the ``with`` block on an exception kills
+    ffmpeg. The output file is left as ffmpeg wrote it: the caller owns temp names and clean-up.
+    """
+
+    def __init__(
+        self, spec: EncodeSpec, out_path: Path, ffmpeg: str | None = None, label: str | None = None
+    ) -> None:
+        self.spec = spec
+        self.out_path = out_path
+        self.label = label or out_path.name  # the name used in error messages
+        fmt = output_format(spec.format)
+        if spec.cover_file is not None and fmt.cover is None:
+            log.debug("format %s cannot hold a cover; cover skipped", fmt.name)
+        self.command = encode_command(ffmpeg or find_ffmpeg(), spec, out_path)
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self.bytes_written = 0
+
+    def __enter__(self) -> PcmEncoder:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def start(self) -> None:
+        log.debug("starting %s", " ".join(self.command))
+        try:
+            self._proc = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            raise AssemblyError(f"cannot start ffmpeg ({self.command[0]}): {exc}") from exc
+        self._reader = threading.Thread(target=self._drain_stderr, name="ffmpeg-stderr", daemon=True)
+        self._reader.start()
+
+    def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._stderr.append(line)
+
+    def _failure(self, what: str) -> AssemblyError:
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        tail = " | ".join(self._stderr) or "no message"
+        return AssemblyError(f"ffmpeg {what} writing {self.label}: {tail}")
+
+    def write(self, pcm: bytes | bytearray | memoryview) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            raise AssemblyError("ffmpeg is not running")
+        view = memoryview(pcm).cast("B")
+        try:
+            for pos in range(0, len(view), WRITE_BLOCK):
+                self._proc.stdin.write(view[pos : pos + WRITE_BLOCK])
+        except (BrokenPipeError, ValueError) as exc:
+            self._proc.wait()
+            raise self._failure(f"stopped (exit code {self._proc.returncode})") from exc
+        self.bytes_written += len(view)
+
+    def finish(self) -> None:
+        if self._proc is None:
+            raise AssemblyError("ffmpeg is not running")
+        proc = self._proc
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if code != 0:
+            raise self._failure(f"failed (exit code {code})")
+        if self._stderr:
+            log.debug("ffmpeg said: %s", " | ".join(self._stderr))
+
+    def abort(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill()
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+
+def encode_pcm(blocks: Iterable[bytes], out_path: Path, spec: EncodeSpec, ffmpeg: str | None = None) -> int:
+    """Encode an iterable of PCM blocks into ``out_path``; returns the PCM bytes written."""
+    with PcmEncoder(spec, out_path, ffmpeg) as enc:
+        for block in blocks:
+            enc.write(block)
+        enc.finish()
+        return enc.bytes_written
+
+
+def image_ok(path: Path, ffmpeg: str | None = None) -> bool:
+    """True when ffmpeg can decode the image at ``path`` (checked before using it as a cover)."""
+    cmd = [ffmpeg or find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    cmd += ["-xerror", "-i", str(path), "-frames:v", "1", "-f", "null", "-"]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.debug("image check failed: %s", exc)
+        return False
+    if done.returncode != 0:
+        log.debug("image check: %s", done.stderr.decode("utf-8", "replace").strip()[-500:])
+    return done.returncode == 0
+
+
+# --------------------------------------------------------------------------- probe (PyAV)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    duration: float  # seconds
+    chapters: tuple[ChapterMark, ...]  # title, start, end in seconds
+    tags: Mapping[str, str]  # container tags merged with the audio stream's, lower-case keys
+    has_cover: bool
+    codec: str  # of the first audio stream
+    sample_rate: int
+    streams: tuple[str, ...] = ()  # stream types in order: "audio", "video", "data", ...
+
+
+def probe(path: Path) -> ProbeResult:
+    """Read an audio file back like ffprobe would: duration, chapters, tags, cover, codec."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is in the test extra
+        raise AssemblyError("probing audio files needs PyAV: pip install av") from exc
+    try:
+        with av.open(str(path)) as container:
+            audio = container.streams.audio[0] if container.streams.audio else None
+            tags = {str(k).lower(): str(v) for k, v in container.metadata.items()}
+            if audio is not None:
+                for k, v in audio.metadata.items():
+                    tags.setdefault(str(k).lower(), str(v))
+            chapters = tuple(
+                ChapterMark(
+                    title=str(ch["metadata"].get("title", "")),
+                    start=float(ch["start"] * ch["time_base"]),
+                    end=float(ch["end"] * ch["time_base"]),
+                )
+                for ch in container.chapters()
+            )
+            if container.duration is not None:
+                duration = container.duration / 1_000_000
+            elif audio is not None and audio.duration is not None and audio.time_base is not None:
+                duration = float(audio.duration * audio.time_base)
+            else:
+                duration = 0.0
+            has_cover = any(
+                s.type == "video" and bool(s.disposition & av.stream.Disposition.attached_pic)
+                for s in container.streams
+            )
+            return ProbeResult(
+                duration=duration,
+                chapters=chapters,
+                tags=tags,
+                has_cover=has_cover,
+                codec=audio.codec_context.name if audio is not None else "",
+                sample_rate=int(audio.sample_rate or 0) if audio is not None else 0,
+                streams=tuple(s.type for s in container.streams),
+            )
+    except av.FFmpegError as exc:
+        raise AssemblyError(f"cannot read {path.name}: {exc}") from exc
