@@ -58,7 +58,9 @@ def test_ids_are_stable_and_change_only_with_what_changes() -> None:
     )
     c = make_plan(edited, FAKE_INFO, VoiceSpec(engine="fake"), "s1")
     kept = set(x.id for x in a.chunks) & set(x.id for x in c.chunks)
-    assert kept == {x.id for x in a.chunks if x.chapter == 0} | {x.id for x in c.chunks if x.text == "Chapter Two"}
+    assert kept == {x.id for x in a.chunks if x.chapter == 0} | {
+        x.id for x in c.chunks if x.text == "Chapter Two"
+    }
 
 
 def test_batches_respect_size_and_granularity() -> None:
@@ -66,7 +68,9 @@ def test_batches_respect_size_and_granularity() -> None:
     assert len(plan.batches) > len(plan.chapters)
     for b in plan.batches:
         assert len({plan.chunk_map()[i].chapter for i in b.chunk_ids}) == 1
-    per_chapter = make_plan(BOOK, FAKE_INFO, VoiceSpec(engine="fake"), "s", PlanOptions(granularity="chapter"))
+    per_chapter = make_plan(
+        BOOK, FAKE_INFO, VoiceSpec(engine="fake"), "s", PlanOptions(granularity="chapter")
+    )
     assert len(per_chapter.batches) == len(per_chapter.chapters)
     order = dispatch_order(plan.batches)
     assert [b.chars for b in order] == sorted((b.chars for b in plan.batches), reverse=True)

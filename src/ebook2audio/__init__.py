@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     BookError,
     DRMError,
     Ebook2AudioError,
@@ -12,7 +12,7 @@ from .errors import (  # noqa: E402
     UserError,
     VoiceError,
 )
-from .model import Book, Chapter, Chunk, Cover, Metadata, Plan, VoiceSpec  # noqa: E402
+from .model import Book, Chapter, Chunk, Cover, Metadata, Plan, VoiceSpec
 
 __all__ = [
     "Book",

@@ -22,7 +22,9 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
     """Flags that map 1:1 onto Settings fields. Their default is None = 'not given' (lower layers win)."""
     p.add_argument("-o", "--output-dir", type=Path, help="directory for the audiobook (default: .)")
     p.add_argument("--output-name", help="file name without extension (default: 'Author - Title')")
-    p.add_argument("-f", "--format", choices=["m4b", "m4a", "mp3", "opus", "ogg", "flac", "wav"], help="default m4b")
+    p.add_argument(
+        "-f", "--format", choices=["m4b", "m4a", "mp3", "opus", "ogg", "flac", "wav"], help="default m4b"
+    )
     p.add_argument("-l", "--language", help="language of the text, e.g. en, fr, de (default: the book's)")
     p.add_argument("--engine", choices=["piper", "espeak", "sim"], help="TTS engine (default piper)")
     p.add_argument("-v", "--voice", help="voice name, alias (joe, jenny) or path to a Piper .onnx file")
@@ -30,18 +32,46 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workers", type=int, help="synthesis processes (default: one per core)")
     p.add_argument("--device", help="cpu (default), auto, cuda or cuda:N; never silently falls back")
     p.add_argument("--session", help="job id to resume (default: derived from the book's content)")
-    p.add_argument("--work-dir", type=Path, help="where chunk audio is kept until done (default: ~/.cache/ebook2audio/jobs)")
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where chunk audio is kept until done (default: ~/.cache/ebook2audio/jobs)",
+    )
     p.add_argument("--keep-work", action="store_const", const=True, help="keep chunk audio after success")
     p.add_argument("--bitrate", help="audio bitrate for lossy formats (default 64k)")
     p.add_argument("--sentence-pause", dest="sentence_pause_ms", type=int, metavar="MS", help="default 300")
     p.add_argument("--paragraph-pause", dest="paragraph_pause_ms", type=int, metavar="MS", help="default 700")
     p.add_argument("--chapter-pause", dest="chapter_pause_ms", type=int, metavar="MS", help="default 2000")
-    p.add_argument("--split-hours", type=float, metavar="H", help="split into parts of at most H hours (chapters kept whole)")
-    p.add_argument("--no-subtitles", dest="subtitles", action="store_const", const=False, help="do not write .srt/.vtt")
+    p.add_argument(
+        "--split-hours",
+        type=float,
+        metavar="H",
+        help="split into parts of at most H hours (chapters kept whole)",
+    )
+    p.add_argument(
+        "--no-subtitles", dest="subtitles", action="store_const", const=False, help="do not write .srt/.vtt"
+    )
     p.add_argument("--chapters", help="convert only these chapters, as numbered by `inspect`: e.g. 1-3,7")
     p.add_argument("--batch-chars", type=int, help="characters per task (default 1200)")
     p.add_argument("--granularity", choices=["sentence", "chapter"], help="task size (default sentence)")
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    """--debug and --quiet are accepted after the command too (``ebook2audio convert BOOK -q``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    return common
+
+
+class _SubParser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parents", [])
+        kwargs["parents"] = [*kwargs["parents"], _common_flags()]
+        super().__init__(*args, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ebook2audio {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only errors and the summary")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar, only errors and the summary"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
 
     conv = sub.add_parser("convert", help="convert a book to an audiobook (rerun the same command to resume)")
     conv.add_argument("book", type=Path, help="EPUB, TXT, HTML or FB2 file")
@@ -66,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     voices = sub.add_parser("voices", help="list installed voices by engine and language")
     voices.add_argument("--json", action="store_true")
     vsub = voices.add_subparsers(dest="voices_command", metavar="ACTION")
-    dl = vsub.add_parser("download", help="download a Piper voice into the voices directory (needs a network)")
+    dl = vsub.add_parser(
+        "download", help="download a Piper voice into the voices directory (needs a network)"
+    )
     dl.add_argument("name", help="e.g. en_GB-jenny_dioco-medium or jenny")
 
     _add_distributed_commands(sub)
@@ -159,7 +193,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "identifiers": list(md.identifiers),
         "format": book.source_format,
         "cover": book.cover is not None,
-        "chapters": [{"index": i + 1, "title": ch.title, "words": ch.words} for i, ch in enumerate(book.chapters)],
+        "chapters": [
+            {"index": i + 1, "title": ch.title, "words": ch.words} for i, ch in enumerate(book.chapters)
+        ],
     }
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -220,14 +256,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; the work done so far is kept: rerun the same command to resume", file=sys.stderr)
+        print(
+            "error: interrupted; the work done so far is kept: rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:
         return 1
     except Exception as exc:  # an unexpected bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr
+        )
         return 1
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -109,7 +108,9 @@ def select_chapters(book: Book, spec: str) -> Book:
     return replace(book, chapters=tuple(book.chapters[i] for i in keep))
 
 
-def resolve(book: Book, settings: Settings, env: Mapping[str, str] | None = None) -> tuple[VoiceSpec, EngineInfo]:
+def resolve(
+    book: Book, settings: Settings, env: Mapping[str, str] | None = None
+) -> tuple[VoiceSpec, EngineInfo]:
     language = settings.language or book.metadata.language or "en"
     spec = VoiceSpec(engine=settings.engine, voice=settings.voice, language=language, speed=settings.speed)
     return spec, resolve_voice(spec, env)
@@ -137,7 +138,11 @@ def local_executor(storage: Storage, info: EngineInfo, settings: Settings) -> Ex
     if not isinstance(storage, LocalStorage):
         raise UserError("the embedded executor needs local storage")
     return LocalExecutor(
-        root=storage.root, info=info, speed=settings.speed, device=settings.device, workers=settings.effective_workers
+        root=storage.root,
+        info=info,
+        speed=settings.speed,
+        device=settings.device,
+        workers=settings.effective_workers,
     )
 
 
@@ -158,7 +163,9 @@ def convert(
     book = select_chapters(book, settings.chapters)
     spec, info = resolve(book, settings, env)
     if info.engine != spec.engine:
-        rep.message(f"no {spec.engine} voice for language '{spec.language}': using {info.engine} voice '{info.voice}'")
+        rep.message(
+            f"no {spec.engine} voice for language '{spec.language}': using {info.engine} voice '{info.voice}'"
+        )
     rep.message(f"voice: {info.engine} {info.voice} ({info.language}, {info.sample_rate} Hz)")
 
     session = settings.session or book_session_id(book_path)
@@ -238,5 +245,3 @@ def convert(
         session=session,
         voice=info,
     )
-
-

@@ -80,13 +80,25 @@ def make_plan(
             segs = segment_paragraph(chapter.title, language, info.max_chars)
             for j, seg in enumerate(segs):
                 last = j == len(segs) - 1
-                add(ci, seg.spoken, seg.display, opts.pauses.title_ms if last else opts.pauses.sentence_ms, mine)
+                add(
+                    ci,
+                    seg.spoken,
+                    seg.display,
+                    opts.pauses.title_ms if last else opts.pauses.sentence_ms,
+                    mine,
+                )
         body_start = len(mine)
         for paragraph in chapter.paragraphs:
             segs = segment_paragraph(paragraph, language, info.max_chars)
             for j, seg in enumerate(segs):
                 last = j == len(segs) - 1
-                add(ci, seg.spoken, seg.display, opts.pauses.paragraph_ms if last else opts.pauses.sentence_ms, mine)
+                add(
+                    ci,
+                    seg.spoken,
+                    seg.display,
+                    opts.pauses.paragraph_ms if last else opts.pauses.sentence_ms,
+                    mine,
+                )
         if len(mine) == body_start:
             continue  # a chapter with nothing speakable is skipped, not fatal
         last_chunk = mine[-1]
@@ -132,7 +144,9 @@ def _batches(chapter: int, chunks: list[Chunk], opts: PlanOptions) -> list[Batch
     out = []
     for g in groups:
         ids = tuple(c.id for c in g)
-        out.append(Batch(id=_batch_id(ids), chapter=chapter, chunk_ids=ids, chars=sum(len(c.text) for c in g)))
+        out.append(
+            Batch(id=_batch_id(ids), chapter=chapter, chunk_ids=ids, chars=sum(len(c.text) for c in g))
+        )
     return out
 
 

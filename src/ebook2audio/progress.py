@@ -94,7 +94,10 @@ class RichReporter:
             if ch is not None and ch in self._left:
                 self._left[ch] -= 1
         self._progress.update(
-            self._task, advance=len(result.chunks) + result.skipped, audio=self._audio, chapters=self._chapters_text()
+            self._task,
+            advance=len(result.chunks) + result.skipped,
+            audio=self._audio,
+            chapters=self._chapters_text(),
         )
 
     def _chapters_text(self) -> str:

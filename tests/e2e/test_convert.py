@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -25,13 +26,16 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "n", "engine"), CASES, ids=[c[0].split("_")[0] for c in CASES])
-def test_convert_corpus_book_to_chaptered_m4b(corpus: Path, tmp_path: Path, name: str, n: int, engine: str) -> None:
+def test_convert_corpus_book_to_chaptered_m4b(
+    corpus: Path, tmp_path: Path, name: str, n: int, engine: str
+) -> None:
     book_path = corpus / name
     info = inspect_json(book_path, tmp_path)
     chosen = shortest_chapters(info, n, min_words=30 if n > 1 else 20)
     sel = ",".join(str(c["index"]) for c in chosen)
     r = run_cli(
-        ["convert", str(book_path), "--chapters", sel, "-o", "out", "--keep-work", "-q", "--workers", "2"], tmp_path
+        ["convert", str(book_path), "--chapters", sel, "-o", "out", "--keep-work", "-q", "--workers", "2"],
+        tmp_path,
     )
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
@@ -46,7 +50,7 @@ def test_convert_corpus_book_to_chaptered_m4b(corpus: Path, tmp_path: Path, name
     assert [c.title for c in p.chapters] == [c["title"] for c in chosen]
     starts = [c.start for c in p.chapters]
     assert starts[0] == pytest.approx(0, abs=0.05)
-    assert all(b > a for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(starts))
     assert p.chapters[-1].end == pytest.approx(p.duration, abs=0.3)
     # duration plausible for the word count (speech is 1.5-4 words a second)
     total_words = sum(c["words"] for c in chosen)
@@ -71,7 +75,7 @@ def test_convert_corpus_book_to_chaptered_m4b(corpus: Path, tmp_path: Path, name
     assert words(" ".join(cue.text for cue in srt)) == expected
     # every sentence has audio: cues are ordered, non-empty, and chapter starts fall on cue starts
     assert all(c.end > c.start for c in srt)
-    assert all(b.start >= a.end - 0.001 for a, b in zip(srt, srt[1:], strict=False))
+    assert all(b.start >= a.end - 0.001 for a, b in itertools.pairwise(srt))
     cue_starts = [c.start for c in srt]
     for ch in p.chapters:
         assert min(abs(ch.start - s) for s in cue_starts) < 0.05
@@ -83,7 +87,19 @@ def test_mp3_and_split_hours(corpus: Path, tmp_path: Path) -> None:
     chosen = shortest_chapters(info, 3, min_words=30)
     sel = ",".join(str(c["index"]) for c in chosen)
     r = run_cli(
-        ["convert", str(book_path), "--chapters", sel, "-o", "out", "-f", "mp3", "--split-hours", "0.001", "-q"],
+        [
+            "convert",
+            str(book_path),
+            "--chapters",
+            sel,
+            "-o",
+            "out",
+            "-f",
+            "mp3",
+            "--split-hours",
+            "0.001",
+            "-q",
+        ],
         tmp_path,
     )
     assert r.returncode == 0, r.stderr

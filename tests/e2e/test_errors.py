@@ -59,7 +59,17 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing", "directory", "empty", "garbage", "drm", "bad-language", "bad-voice", "jenny-missing", "inspect-missing"],
+    [
+        "missing",
+        "directory",
+        "empty",
+        "garbage",
+        "drm",
+        "bad-language",
+        "bad-voice",
+        "jenny-missing",
+        "inspect-missing",
+    ],
 )
 def test_bad_input_one_line_error(tmp_path: Path, case: str) -> None:
     args, needle = _cases(tmp_path)[case]

@@ -50,7 +50,9 @@ def _init_child(root: str, info: EngineInfo, speed: float, device: str) -> None:
     single_thread_env()
     from ..engines.registry import load_engine
 
-    _CHILD["state"] = _WorkerState(storage=LocalStorage(root), engine=load_engine(info, speed=speed, device=device))
+    _CHILD["state"] = _WorkerState(
+        storage=LocalStorage(root), engine=load_engine(info, speed=speed, device=device)
+    )
 
 
 def _run_batch(session: str, batch_id: str, chunks: Sequence[Chunk]) -> BatchResult:
@@ -79,7 +81,9 @@ class LocalExecutor:
         else:
             self._run_pool(plan, ordered, cmap, on_batch, workers)
 
-    def _run_inline(self, plan: Plan, ordered: list[Batch], cmap: dict[str, Chunk], on_batch: OnBatch) -> None:
+    def _run_inline(
+        self, plan: Plan, ordered: list[Batch], cmap: dict[str, Chunk], on_batch: OnBatch
+    ) -> None:
         from ..engines.registry import load_engine
 
         if self._engine is None:
@@ -87,7 +91,11 @@ class LocalExecutor:
         storage = LocalStorage(self.root)
         for b in ordered:
             chunks = [cmap[i] for i in b.chunk_ids]
-            on_batch(self._with_retry(lambda c=chunks, b=b: synthesize_batch(storage, plan.session, b.id, c, self._engine)))  # type: ignore[arg-type]
+            on_batch(
+                self._with_retry(
+                    lambda c=chunks, b=b: synthesize_batch(storage, plan.session, b.id, c, self._engine)
+                )
+            )  # type: ignore[arg-type]
 
     def _with_retry(self, fn):  # type: ignore[no-untyped-def]
         for attempt in range(self.retries + 1):
