@@ -111,3 +111,27 @@ def test_mp3_and_split_hours(corpus: Path, tmp_path: Path) -> None:
         titles += [c.title for c in p.chapters]
         assert p.codec == "mp3"
     assert titles == [c["title"] for c in chosen]
+
+
+def test_readme_sample_book(tmp_path: Path) -> None:
+    """The quick start's book: name, chapters, every sentence of the sample in the subtitles."""
+    from .helpers import ROOT
+
+    sample = ROOT / "samples" / "lighthouse.txt"
+    r = run_cli(["convert", str(sample), "--output-dir", "out"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "warning" not in r.stderr.lower()
+    out = tmp_path / "out" / "The ebook2audio authors - The Keeper of Gull Rock.m4b"
+    p = probe(out)
+    assert [c.title for c in p.chapters] == [
+        "CHAPTER I. The Lamp",
+        "CHAPTER II. The Storm",
+        "CHAPTER III. The Morning",
+    ]
+    assert 50 < p.duration < 150
+    book = read_book(sample)
+    expected = words(" ".join(ch.title + " " + " ".join(ch.paragraphs) for ch in book.chapters))
+    assert words(" ".join(c.text for c in read_srt(out.with_suffix(".srt")))) == expected
+    assert not (tmp_path / "cache" / "ebook2audio" / "jobs").exists() or not any(
+        (tmp_path / "cache" / "ebook2audio" / "jobs").iterdir()
+    )  # work cleaned up after success
