@@ -131,6 +131,7 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("ebook2audio").setLevel(level)
+    logging.getLogger("pypdf").setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -55,14 +55,23 @@ def test_txt_that_is_html_is_read_as_html(tmp_path: Path) -> None:
     assert [(c.title, c.paragraphs) for c in book.chapters] == [("One", ("Hello there.",))]
 
 
-def test_markdown_by_extension_and_other_formats_not_yet(corpus: Path, tmp_path: Path) -> None:
+def test_markdown_by_extension_and_pdf_by_content(corpus: Path, tmp_path: Path) -> None:
     path = tmp_path / "notes.md"
-    path.write_text("# Title\n\nSome text.\n")
+    path.write_text("# Title\n\nSome text here.\n")
     assert detect_format(path) == "md"
-    with pytest.raises(UnsupportedFormatError, match="Markdown books are not supported yet"):
-        read_book(path)
-    with pytest.raises(UnsupportedFormatError, match=r"^pdf_a-study.*PDF books are not supported yet"):
-        read_book(corpus / "pdf_a-study-in-scarlet_doyle_en.pdf")
+    assert read_book(path).chapters[0].paragraphs == ("Some text here.",)
+    pdf_named_txt = tmp_path / "scarlet.txt"
+    pdf_named_txt.write_bytes((corpus / "pdf_a-study-in-scarlet_doyle_en.pdf").read_bytes()[:2048])
+    assert detect_format(pdf_named_txt) == "pdf"
+
+
+def test_rare_formats_go_to_calibre_or_fail_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lit = tmp_path / "old.lit"
+    lit.write_bytes(b"ITOLITLS" + bytes(range(256)) * 4)
+    assert detect_format(lit) == "calibre"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(UnsupportedFormatError, match=r"LIT.*ebook-convert"):
+        read_book(lit)
 
 
 def test_other_zip_members_are_detected(tmp_path: Path) -> None:
@@ -163,8 +172,7 @@ def test_postconditions_drop_empty_chapters_and_fill_title_and_language(
 
 def test_supported_formats_lists_only_real_readers() -> None:
     formats = supported_formats()
-    assert {"epub", "fb2", "html", "txt"} <= set(formats)
-    assert "pdf" not in formats
+    assert {"epub", "fb2", "html", "txt", "pdf", "docx", "odt", "rtf", "md", "mobi"} <= set(formats)
 
 
 def test_every_reader_is_reachable() -> None:

@@ -49,12 +49,13 @@ READERS: dict[str, Reader] = {
     "fb2.zip": _lazy("fb2", "read_fb2_zip"),
     "html": _lazy("html", "read_html"),
     "txt": _lazy("text", "read_text"),
-    "md": _not_yet("Markdown"),
-    "pdf": _not_yet("PDF"),
-    "docx": _not_yet("DOCX"),
-    "odt": _not_yet("ODT"),
-    "rtf": _not_yet("RTF"),
-    "mobi": _not_yet("MOBI/AZW"),
+    "md": _lazy("markdown", "read_markdown"),
+    "pdf": _lazy("pdf", "read_pdf"),
+    "docx": _lazy("docx", "read_docx"),
+    "odt": _lazy("odt", "read_odt"),
+    "rtf": _lazy("rtf", "read_rtf"),
+    "mobi": _lazy("mobi", "read_mobi"),
+    "calibre": _lazy("calibre", "read_with_calibre"),
 }
 
 # Used when the content alone does not decide (plain text vs Markdown, unknown XML).
@@ -111,6 +112,10 @@ def detect_format(path: Path) -> str:
     if fmt:
         return fmt
     suffix = path.suffix.lower()
+    from .calibre import FORMAT_NAMES as _CALIBRE_FORMATS
+
+    if suffix in _CALIBRE_FORMATS:
+        return "calibre"  # LIT, LRF, PDB, CBZ...: through Calibre's ebook-convert when installed
     expected = _EXTENSIONS.get(suffix)
     if expected and expected in _NAMES:
         raise UnsupportedFormatError(
