@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
 
     conv = sub.add_parser("convert", help="convert a book to an audiobook (rerun the same command to resume)")
-    conv.add_argument("book", type=Path, help="EPUB, TXT, HTML or FB2 file")
+    conv.add_argument("book", type=Path, help="EPUB, PDF, DOCX, ODT, RTF, MOBI/AZW3, FB2, HTML, Markdown or TXT")
     _convert_flags(conv)
     _distributed_flags(conv)
 
