@@ -33,7 +33,7 @@ class _RealTime(ProgressColumn):
 
 class RichReporter:
     def __init__(self, console: Console | None = None, *, show_bar: bool = True) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.show_bar = show_bar and self.console.is_terminal
         self._progress: Progress | None = None
         self._task: int | None = None

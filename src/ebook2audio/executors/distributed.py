@@ -1,0 +1,720 @@
+"""The coordinator's executor: every pending batch goes to Celery workers; storage says when it is done.
+
+``DistributedExecutor.run(plan, batches, on_batch)`` (the Executor protocol, driven by
+``pipeline.convert`` exactly like the embedded pool):
+
+1. waits for ``num_workers`` workers (``inspect ping``), saying how many are connected;
+2. writes ``checkpoint:<session>`` in Redis (total, done, started, status, updated), repaired from
+   storage when it is corrupt or disagrees (storage is the truth);
+3. dispatches every pending batch, longest first; the queue, with prefetch 1, balances the work;
+4. polls the result backend for its own tasks in pages (no chord, no waiting on thousands of
+   AsyncResults), verifies each success against storage and calls ``on_batch``;
+5. watches liveness: a worker that stops answering pings while it holds a batch (its STARTED state
+   names it) gets that batch re-dispatched at once (with late acks, Redis would otherwise hide it for
+   the whole visibility timeout); batches lost elsewhere (queue empty, never started) are
+   re-dispatched too. Duplicates are harmless: a batch is idempotent. With no worker alive it says so
+   within seconds and fails (exit 2, work kept) if none comes back within ``worker_timeout``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ..distributed_config import DistributedSettings, mask_text, split_ssl_query
+from ..errors import SynthesisError, TransientError, UserError
+from ..jobstore import WAV_HEADER, chunk_done, chunk_key, done_chunks
+from ..model import Batch, BatchResult, ChunkResult, Plan
+from ..plan import dispatch_order
+from ..storage.base import Storage
+from .base import OnBatch
+from .celery_app import TASK_NAME, result_from_json
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint:"
+CHECKPOINT_TTL = 7 * 86400  # a finished or failed job's checkpoint stays a week for monitors
+STATUSES = ("waiting", "running", "done", "failed", "stalled")
+USER_ERROR_TYPES = frozenset(
+    {"UserError", "VoiceError", "ConfigError", "BookError", "UnsupportedFormatError", "DRMError"}
+)
+# Failures that say nothing about the batch (Redis or storage briefly away): retried without counting.
+TRANSIENT_ERROR_TYPES = frozenset(
+    {
+        "ConnectionError",
+        "TimeoutError",
+        "OperationalError",
+        "StorageError",
+        "TransientError",
+        "BusyLoadingError",
+    }
+)
+
+
+class NoWorkerError(UserError):
+    """No Celery worker answers: the job cannot progress (the work done so far is kept)."""
+
+
+class RedisUnavailableError(UserError):
+    """Redis (or, mid-job, the shared storage) cannot be reached, or refuses our credentials."""
+
+
+# -- the checkpoint (pure) ------------------------------------------------------------------------
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Live progress of one session in Redis. Storage stays the truth; this is what monitors read."""
+
+    session: str
+    total: int
+    done: int
+    started: str  # ISO 8601 UTC
+    status: str  # one of STATUSES
+    updated: str
+
+    def to_mapping(self) -> dict[str, str]:
+        return {
+            "session": self.session,
+            "total": str(self.total),
+            "done": str(self.done),
+            "started": self.started,
+            "status": self.status,
+            "updated": self.updated,
+        }
+
+
+def checkpoint_key(session: str) -> str:
+    return f"{CHECKPOINT_PREFIX}{session}"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def parse_checkpoint(raw: object) -> Checkpoint:
+    """A checkpoint from a Redis hash (bytes or str keys); ValueError when it is corrupt."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"a {raw if isinstance(raw, str) else type(raw).__name__}, not a hash")
+    try:
+        data = {_text(k): _text(v) for k, v in raw.items()}
+    except UnicodeDecodeError as exc:
+        raise ValueError("not UTF-8") from exc
+    missing = [k for k in ("total", "done", "started", "status", "updated") if k not in data]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    try:
+        total, done = int(data["total"]), int(data["done"])
+        for stamp in (data["started"], data["updated"]):
+            datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError as exc:
+        raise ValueError(f"unparseable field ({exc})") from exc
+    if total < 0 or not 0 <= done <= total:
+        raise ValueError(f"impossible counts done={done} total={total}")
+    if data["status"] not in STATUSES:
+        raise ValueError(f"unknown status {data['status']!r}")
+    return Checkpoint(data.get("session", ""), total, done, data["started"], data["status"], data["updated"])
+
+
+def repair_checkpoint(
+    raw: object | None, *, session: str, total: int, done: int, now: str
+) -> tuple[Checkpoint, str | None]:
+    """The checkpoint to write as a run starts, and a note on what was repaired (None: nothing).
+
+    ``raw`` is what Redis holds (None: nothing; a mapping: the hash; a string: the key's wrong type).
+    Storage's counts always win; a corrupt checkpoint is rebuilt, keeping nothing from it.
+    """
+    fresh = Checkpoint(session, total, done, now, "running", now)
+    if raw is None or (isinstance(raw, Mapping) and not raw):
+        return fresh, None
+    try:
+        old = parse_checkpoint(raw)
+    except ValueError as exc:
+        return fresh, f"checkpoint:{session} was corrupt ({exc}): rebuilt from storage, {done}/{total} done"
+    note = None
+    if (old.total, old.done) != (total, done):
+        note = (
+            f"checkpoint:{session} said {old.done}/{old.total} done; storage has {done}/{total}: storage wins"
+        )
+    return Checkpoint(session, total, done, old.started, "running", now), note
+
+
+# -- bookkeeping of dispatched batches (pure) -----------------------------------------------------
+
+
+@dataclass
+class Track:
+    """One pending batch: the tasks sent for it and what the result backend last said."""
+
+    batch: Batch
+    task_ids: list[str] = field(default_factory=list)
+    dispatched: float = 0.0  # clock time of the latest dispatch
+    state: str = "PENDING"  # state of the latest task (PENDING until the backend knows it)
+    state_since: float = 0.0
+    holder: str = ""  # worker that STARTED the latest task
+    failures: int = 0
+    transient_failures: int = 0  # Redis or storage away: counted apart, with a higher limit
+    stall_marks: int = 0  # consecutive liveness checks that found it lost
+    orphan_marks: int = 0  # consecutive checks that found it STARTED but active on no worker
+    unverified_since: float | None = None  # a success whose audio storage does not show yet
+    verify_failures: int = 0
+
+
+def lost_to_dead_workers(
+    tracks: Iterable[Track], last_seen: Mapping[str, float], now: float, dead_after: float
+) -> list[Track]:
+    """Batches STARTED by a worker not heard from (ping) for ``dead_after`` seconds."""
+    out = []
+    for t in tracks:
+        if t.state != "STARTED" or not t.holder:
+            continue
+        seen = last_seen.get(t.holder, t.state_since)
+        if now - seen >= dead_after:
+            out.append(t)
+    return out
+
+
+def lost_in_transit(
+    tracks: Iterable[Track], queue_length: int, now: float, grace: float, retry_grace: float
+) -> list[Track]:
+    """Batches neither queued nor running: never started (or retrying too long) while the queue is empty.
+
+    Each must be found lost on two consecutive checks (a task between delivery and STARTED is not
+    lost). Mutates ``stall_marks``.
+    """
+    out = []
+    for t in tracks:
+        age = now - max(t.dispatched, t.state_since)
+        lost = queue_length == 0 and (
+            (t.state == "PENDING" and age >= grace) or (t.state == "RETRY" and age >= retry_grace)
+        )
+        t.stall_marks = t.stall_marks + 1 if lost else 0
+        if t.stall_marks >= 2:
+            out.append(t)
+    return out
+
+
+# -- Redis access ---------------------------------------------------------------------------------
+
+
+def connection_errors() -> tuple[type[BaseException], ...]:
+    import kombu.exceptions
+    import redis.exceptions
+
+    return (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        kombu.exceptions.OperationalError,
+        ConnectionError,
+        TimeoutError,
+        OSError,
+    )
+
+
+def redis_client(ds: DistributedSettings) -> Any:
+    """A redis-py client for ``ds.redis_url`` (TLS options from the URL query), with short timeouts."""
+    import ssl
+
+    import redis
+
+    url, ssl_opts = split_ssl_query(ds.redis_url)
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+        "health_check_interval": 10,
+    }
+    if ssl_opts:
+        kwargs.update(ssl_opts)
+        if ssl_opts.get("ssl_cert_reqs") == ssl.CERT_NONE:
+            kwargs["ssl_check_hostname"] = False
+    return redis.Redis.from_url(url, **kwargs)
+
+
+def _reason(exc: BaseException, ds: DistributedSettings) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Connection refused" in text:
+        text = "connection refused"
+    elif "timed out" in text.lower() or "Timeout" in type(exc).__name__:
+        text = "timed out"
+    return mask_text(text, ds.secrets)[:200]
+
+
+def check_redis(ds: DistributedSettings, client: Any | None = None) -> None:
+    """Raise RedisUnavailableError (one line: host, port, reason; no password) unless Redis answers."""
+    import redis.exceptions
+
+    own = client is None
+    client = client or redis_client(ds)
+    try:
+        client.ping()
+    except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+        raise RedisUnavailableError(
+            f"Redis at {ds.redis_endpoint} refused the credentials ({_reason(exc, ds)}): "
+            "check REDIS_PASSWORD or the password in --redis-url"
+        ) from None
+    except redis.exceptions.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            raise RedisUnavailableError(
+                f"Redis at {ds.redis_endpoint} needs a password: set REDIS_PASSWORD or put it in --redis-url"
+            ) from None
+        raise RedisUnavailableError(
+            f"Redis at {ds.redis_endpoint} answered an error: {_reason(exc, ds)}"
+        ) from None
+    except connection_errors() as exc:
+        raise RedisUnavailableError(
+            f"cannot reach Redis at {ds.redis_endpoint} ({_reason(exc, ds)}): start redis-server there "
+            f"or fix --redis-url / REDIS_URL (now {ds.redis_display})"
+        ) from None
+    finally:
+        if own:
+            client.close()
+
+
+# -- the executor ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The coordinator's clocks, in seconds (tests shorten them)."""
+
+    poll: float = 0.5  # result backend polls
+    liveness: float = 2.0  # worker pings
+    ping_timeout: float = 1.0
+    dead_after: float = 6.0  # a worker silent this long is dead
+    lost_grace: float = 6.0  # a never-started task older than this, with the queue empty, is lost
+    retry_grace: float = 300.0
+    orphan_after: float = 30.0  # a batch STARTED this long is checked against the workers' active tasks
+    verify_grace: float = 30.0  # how long a success may wait for its audio to appear (NFS caches)
+    sweep: float = 15.0  # check storage for batches whose result never came
+    checkpoint: float = 1.0
+    redis_down_limit: float = 120.0
+    max_failures: int = 3
+
+
+def default_notify(text: str) -> None:
+    log.info("%s", text)
+
+
+@dataclass
+class DistributedExecutor:
+    app: Any  # a Celery app from celery_app.make_celery_app
+    settings: DistributedSettings
+    storage: Storage
+    notify: Callable[[str], None] = default_notify
+    timing: Timing = Timing()
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _client: Any = field(default=None, init=False, repr=False)
+    _last_seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _nonce: str = field(default_factory=lambda: secrets.token_hex(3), init=False)
+    _next_orphan_check: float = field(default=0.0, init=False, repr=False)
+
+    # -- Redis helpers
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = redis_client(self.settings)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def ping_workers(self) -> set[str]:
+        replies = self.app.control.ping(timeout=self.timing.ping_timeout) or []
+        alive = {name for reply in replies for name in reply}
+        now = self.clock()
+        for name in alive:
+            self._last_seen[name] = now
+        return alive
+
+    def queue_length(self) -> int:
+        q = self.settings.queue
+        names = [q] + [f"{q}\x06\x16{p}" for p in (3, 6, 9)]
+        pipe = self.client.pipeline(transaction=False)
+        for n in names:
+            pipe.llen(n)
+        return sum(int(x) for x in pipe.execute())
+
+    def write_checkpoint(self, cp: Checkpoint, *, replace_key: bool = False) -> None:
+        key = checkpoint_key(cp.session)
+        pipe = self.client.pipeline(transaction=True)
+        if replace_key:
+            pipe.delete(key)
+        pipe.hset(key, mapping=cp.to_mapping())
+        pipe.execute()
+
+    def read_checkpoint(self, session: str) -> object | None:
+        key = checkpoint_key(session)
+        kind = _text(self.client.type(key))
+        if kind == "none":
+            return None
+        if kind != "hash":
+            return kind
+        return self.client.hgetall(key)
+
+    # -- phases
+
+    def wait_for_workers(self) -> set[str]:
+        want = self.settings.num_workers
+        deadline = self.clock() + self.settings.worker_timeout
+        said = -1
+        while True:
+            alive = self.ping_workers()
+            if len(alive) >= want:
+                self.notify(
+                    f"{len(alive)} worker{'s' if len(alive) > 1 else ''} connected: {', '.join(sorted(alive))}"
+                )
+                return alive
+            if len(alive) != said:
+                self.notify(f"waiting for {want} worker{'s' if want > 1 else ''}, {len(alive)} connected")
+                said = len(alive)
+            if self.clock() >= deadline:
+                if alive:
+                    self.notify(
+                        f"warning: only {len(alive)} of {want} workers connected after "
+                        f"{self.settings.worker_timeout:g} s; starting with them (more can join at any time)"
+                    )
+                    return alive
+                raise NoWorkerError(
+                    f"no worker connected to Redis at {self.settings.redis_endpoint} within "
+                    f"{self.settings.worker_timeout:g} s: start `ebook2audio worker` on each machine with the same "
+                    "--redis-url and shared storage, then rerun this command"
+                )
+            self.sleep(0.5)
+
+    def _dispatch(self, plan: Plan, track: Track, producer: Any = None) -> None:
+        b = track.batch
+        task_id = f"{plan.session}.{self._nonce}.{b.id}.{len(track.task_ids) + 1}"
+        self.app.tasks[TASK_NAME].apply_async(
+            args=(plan.session, b.id),
+            kwargs={"chapter": b.chapter + 1, "chars": b.chars},
+            task_id=task_id,
+            queue=self.settings.queue,
+            producer=producer,
+        )
+        now = self.clock()
+        track.task_ids.append(task_id)
+        track.dispatched = now
+        track.state, track.state_since, track.holder, track.stall_marks = "PENDING", now, "", 0
+
+    def run(self, plan: Plan, batches: Sequence[Batch], on_batch: OnBatch) -> None:
+        if not batches:
+            return
+        session = plan.session
+        check_redis(self.settings, self.client)
+        initial_done = done_chunks(self.storage, plan)
+        total = len(plan.chunks)
+        raw = self.read_checkpoint(session)
+        cp, note = repair_checkpoint(raw, session=session, total=total, done=len(initial_done), now=utc_now())
+        if note:
+            log.warning("%s", note)
+        self.write_checkpoint(replace(cp, status="waiting"), replace_key=raw is not None)
+        done_count = len(initial_done)
+        status = "failed"
+        try:
+            self.wait_for_workers()
+            todo = [b for b in dispatch_order(batches) if any(c not in initial_done for c in b.chunk_ids)]
+            tracks: OrderedDict[str, Track] = OrderedDict((b.id, Track(batch=b)) for b in todo)
+            with self.app.producer_or_acquire() as producer:
+                for t in tracks.values():
+                    self._dispatch(plan, t, producer)
+            log.info(
+                "dispatched %d batches of session %s to queue %s", len(tracks), session, self.settings.queue
+            )
+            cp = replace(cp, status="running", done=done_count, updated=utc_now())
+            self.write_checkpoint(cp)
+
+            def finished(track: Track, result: BatchResult) -> None:
+                nonlocal done_count
+                tracks.pop(track.batch.id, None)
+                fresh = [c for c in track.batch.chunk_ids if c not in initial_done]
+                done_count += len(fresh)
+                on_batch(self._rebuild(plan, track.batch, result, initial_done))
+
+            self._loop(plan, tracks, finished, lambda: replace(cp, done=done_count))
+            status = "done"
+        except NoWorkerError:
+            status = "stalled"
+            raise
+        finally:
+            try:
+                self.write_checkpoint(replace(cp, done=done_count, status=status, updated=utc_now()))
+                self.client.expire(checkpoint_key(session), CHECKPOINT_TTL)
+            except connection_errors():
+                log.debug("could not write the final checkpoint", exc_info=True)
+
+    def _rebuild(self, plan: Plan, batch: Batch, result: BatchResult, initial_done: set[str]) -> BatchResult:
+        """The batch's result as this run sees it: every chunk not done at the start counts as made."""
+        samples = {c.chunk_id: c.samples for c in result.chunks}
+        chunks = []
+        for cid in batch.chunk_ids:
+            if cid in initial_done:
+                continue
+            n = samples.get(cid)
+            if n is None:
+                size = self.storage.size(chunk_key(plan.session, cid)) or WAV_HEADER
+                n = (size - WAV_HEADER) // 2
+            chunks.append(ChunkResult(chunk_id=cid, samples=n))
+        audio = sum(c.samples for c in chunks) / plan.sample_rate if plan.sample_rate else 0.0
+        return BatchResult(
+            batch_id=batch.id,
+            chunks=tuple(chunks),
+            skipped=len(batch.chunk_ids) - len(chunks),
+            synth_seconds=result.synth_seconds,
+            audio_seconds=audio,
+        )
+
+    def _batch_in_storage(self, plan: Plan, batch: Batch) -> bool:
+        return all(chunk_done(self.storage, plan.session, cid) for cid in batch.chunk_ids)
+
+    def _loop(
+        self,
+        plan: Plan,
+        tracks: OrderedDict[str, Track],
+        finished: Callable[[Track, BatchResult], None],
+        checkpoint: Callable[[], Checkpoint],
+    ) -> None:
+        tm = self.timing
+        errors = connection_errors()
+        next_live = self.clock() + tm.liveness
+        next_sweep = self.clock() + tm.sweep
+        next_cp = 0.0
+        cursor = 0
+        no_worker_since: float | None = None
+        outage_since: float | None = None
+        known: set[str] = set(self._last_seen)
+        while tracks:
+            now = self.clock()
+            try:
+                cursor = self._poll(plan, tracks, finished, cursor)
+                if now >= next_live:
+                    next_live = now + tm.liveness
+                    alive = self.ping_workers()
+                    for name in sorted(alive - known):
+                        self.notify(f"worker {name} joined")
+                    for name in sorted(known - alive):
+                        if now - self._last_seen.get(name, now) >= tm.dead_after:
+                            self.notify(f"worker {name} stopped answering: its batches go to the others")
+                            known.discard(name)
+                    known |= alive
+                    if not alive:
+                        if no_worker_since is None:
+                            no_worker_since = now
+                            self.notify(
+                                "no worker is alive: start `ebook2audio worker` "
+                                f"(waiting up to {self.settings.worker_timeout:g} s for one)"
+                            )
+                        elif now - no_worker_since >= self.settings.worker_timeout:
+                            raise NoWorkerError(
+                                f"no worker has been alive for {now - no_worker_since:.0f} s: start "
+                                "`ebook2audio worker`; the work done so far is kept: rerun the same command to resume"
+                            )
+                    else:
+                        if no_worker_since is not None:
+                            self.notify(f"{len(alive)} worker(s) alive again")
+                        no_worker_since = None
+                        self._recover(plan, tracks, now)
+                if now >= next_sweep:
+                    next_sweep = now + tm.sweep
+                    self._sweep(plan, tracks, finished, now)
+                if now >= next_cp:
+                    next_cp = now + tm.checkpoint
+                    self.write_checkpoint(replace(checkpoint(), status="running", updated=utc_now()))
+                if outage_since is not None:
+                    self.notify("Redis and the shared storage answer again")
+                    outage_since = None
+            except (*errors, TransientError) as exc:
+                storage_error = isinstance(exc, TransientError)
+                where = "shared storage" if storage_error else f"Redis at {self.settings.redis_endpoint}"
+                if outage_since is None:
+                    outage_since = now
+                    self.notify(f"lost {where} ({_reason(exc, self.settings)}): waiting for it to come back")
+                elif now - outage_since >= max(tm.redis_down_limit, self.settings.worker_timeout):
+                    error = f"{_reason(exc, self.settings)}" if storage_error else "cannot reach it"
+                    raise RedisUnavailableError(
+                        f"lost {where} for {now - outage_since:.0f} s ({error}); "
+                        "the work done so far is kept: rerun the same command to resume"
+                    ) from None
+                self.sleep(1.0)
+                continue
+            if tracks:
+                self.sleep(tm.poll)
+
+    def _poll(
+        self,
+        plan: Plan,
+        tracks: OrderedDict[str, Track],
+        finished: Callable[[Track, BatchResult], None],
+        cursor: int,
+    ) -> int:
+        """Read the backend state of the first batches in flight and of a rotating page of the rest."""
+        head_n, page_n = 256, 512
+        items = list(tracks.values())
+        chosen = items[:head_n]
+        rest = items[head_n:]
+        if rest:
+            cursor %= len(rest)
+            chosen += rest[cursor : cursor + page_n]
+            cursor += page_n
+        pairs = [(t, tid) for t in chosen for tid in t.task_ids]
+        if not pairs:
+            return cursor
+        backend = self.app.backend
+        raw = self.client.mget([backend.get_key_for_task(tid) for _, tid in pairs])
+        best: dict[str, tuple[str, Any, str]] = {}
+        for (t, tid), value in zip(pairs, raw, strict=True):
+            if value is None:
+                continue
+            try:
+                meta = json.loads(value)
+            except ValueError:
+                continue
+            status = str(meta.get("status", "PENDING"))
+            prev = best.get(t.batch.id)
+            if prev is not None and prev[0] == "SUCCESS":
+                continue  # any success of any of its tasks completes a batch
+            if status == "SUCCESS" or prev is None or tid == t.task_ids[-1]:
+                best[t.batch.id] = (status, meta, tid)
+        now = self.clock()
+        for bid, (status, meta, tid) in best.items():
+            t = tracks.get(bid)
+            if t is None:
+                continue
+            self._observe(plan, tracks, t, status, meta, tid, now, finished)
+        return cursor
+
+    def _observe(
+        self,
+        plan: Plan,
+        tracks: OrderedDict[str, Track],
+        t: Track,
+        status: str,
+        meta: Mapping[str, Any],
+        tid: str,
+        now: float,
+        finished: Callable[[Track, BatchResult], None],
+    ) -> None:
+        result = meta.get("result")
+        if status == "SUCCESS":
+            if not isinstance(result, Mapping):
+                return
+            if result.get("missing"):
+                raise UserError(
+                    f"worker {result.get('hostname', '?')} does not find session {plan.session}'s "
+                    f"{'plan' if result['missing'] == 'plan' else 'current plan'} in its shared storage "
+                    f"({result.get('storage', '?')}), but this coordinator wrote it to {self.storage.describe()}: "
+                    "give the coordinator and every worker the same shared storage (--storage-path / SHARED_STORAGE_PATH)"
+                )
+            if self._batch_in_storage(plan, t.batch):
+                finished(t, result_from_json(result))
+                return
+            if t.unverified_since is None:
+                t.unverified_since = now
+            elif now - t.unverified_since >= self.timing.verify_grace:
+                t.verify_failures += 1
+                if t.verify_failures >= 2:
+                    raise UserError(
+                        f"worker {result.get('hostname', '?')} reports batch {t.batch.id} done but its audio is not in "
+                        f"{self.storage.describe()}: do the coordinator and the workers share the same storage?"
+                    )
+                t.unverified_since = None
+                log.warning("batch %s: reported done but not in storage; dispatching it again", t.batch.id)
+                self._dispatch(plan, t)
+            return
+        if tid != t.task_ids[-1]:
+            return  # the state of a superseded task: only its success matters
+        if status == "FAILURE":
+            exc_type = str(result.get("exc_type", "Error")) if isinstance(result, Mapping) else "Error"
+            message = str(result.get("exc_message", result)) if isinstance(result, Mapping) else str(result)
+            if isinstance(result, Mapping) and isinstance(result.get("exc_message"), list | tuple):
+                message = " ".join(str(m) for m in result["exc_message"])
+            worker = meta.get("worker") or "a worker"
+            if exc_type in USER_ERROR_TYPES:
+                raise UserError(f"{worker}: {message}")
+            if exc_type in TRANSIENT_ERROR_TYPES:
+                t.transient_failures += 1
+            else:
+                t.failures += 1
+            if (
+                t.failures >= self.timing.max_failures
+                or t.transient_failures >= 10 * self.timing.max_failures
+            ):
+                raise SynthesisError(
+                    f"batch {t.batch.id} (chapter {t.batch.chapter + 1}) failed {t.failures + t.transient_failures} times, last on "
+                    f"{worker}: {exc_type}: {message}; the work done so far is kept: rerun to resume"
+                )
+            log.warning(
+                "batch %s failed on %s (%s: %s): dispatching it again", t.batch.id, worker, exc_type, message
+            )
+            self._dispatch(plan, t)
+            return
+        if status != t.state:
+            log.debug("batch %s: %s -> %s (%s)", t.batch.id, t.state, status, tid)
+            t.state, t.state_since = status, now
+        if status == "STARTED" and isinstance(result, Mapping):
+            t.holder = str(result.get("hostname", "")) or t.holder
+
+    def _recover(self, plan: Plan, tracks: OrderedDict[str, Track], now: float) -> None:
+        tm = self.timing
+        dead = lost_to_dead_workers(tracks.values(), self._last_seen, now, tm.dead_after)
+        for t in dead:
+            self.notify(f"worker {t.holder} is gone while holding batch {t.batch.id}: dispatching it again")
+            self._dispatch(plan, t)
+        self._orphans(plan, tracks, now)
+        queued = self.queue_length()
+        lost = lost_in_transit(tracks.values(), queued, now, tm.lost_grace, tm.retry_grace)
+        if lost:
+            log.warning("%d batches are neither queued nor running (lost): dispatching them again", len(lost))
+            for t in lost:
+                if self._batch_in_storage(plan, t.batch):
+                    continue  # the sweep or the next poll completes it
+                self._dispatch(plan, t)
+
+    def _orphans(self, plan: Plan, tracks: OrderedDict[str, Track], now: float) -> None:
+        """Batches STARTED long ago that no worker runs (e.g. a worker restarted under the same name)."""
+        tm = self.timing
+        old = [t for t in tracks.values() if t.state == "STARTED" and now - t.state_since >= tm.orphan_after]
+        if not old or now < self._next_orphan_check:
+            return
+        self._next_orphan_check = now + tm.orphan_after
+        replies = self.app.control.inspect(timeout=tm.ping_timeout).active() or {}
+        active = {str(task.get("id")) for tasks in replies.values() for task in tasks or ()}
+        for t in old:
+            t.orphan_marks = 0 if t.task_ids[-1] in active else t.orphan_marks + 1
+            if t.orphan_marks >= 2:
+                self.notify(f"batch {t.batch.id} is held by no worker: dispatching it again")
+                t.orphan_marks = 0
+                self._dispatch(plan, t)
+
+    def _sweep(
+        self,
+        plan: Plan,
+        tracks: OrderedDict[str, Track],
+        finished: Callable[[Track, BatchResult], None],
+        now: float,
+    ) -> None:
+        """Complete batches whose audio is in storage although no result said so (a lost result)."""
+        for t in list(tracks.values())[:200]:
+            if now - t.dispatched < self.timing.sweep:
+                continue
+            if self._batch_in_storage(plan, t.batch):
+                finished(
+                    t,
+                    BatchResult(
+                        batch_id=t.batch.id, chunks=(), skipped=0, synth_seconds=0.0, audio_seconds=0.0
+                    ),
+                )
