@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import Ebook2AudioError, UserError
+from .errors import AssemblyError, Ebook2AudioError, UserError
 
 log = logging.getLogger("ebook2audio")
 
@@ -149,6 +149,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return run_coordinator(args)
     settings = load_settings(_flags(args), config_file=args.config)
     _check_book(args.book)
+    _check_output_dir(Path(settings.output_dir))
     reporter = RichReporter(show_bar=not args.quiet)
     result = convert(args.book, settings, reporter)
     _summary(reporter, result)
@@ -160,6 +161,21 @@ def _check_book(path: Path) -> None:
         raise UserError(f"{path}: no such file")
     if path.is_dir():
         raise UserError(f"{path} is a directory, not a book")
+
+
+def _check_output_dir(out: Path) -> None:
+    """Fail before any synthesis when the audiobook could not be written there (the final write, after
+    hours of work, would fail the same way)."""
+    existing = out
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent  # the folder that will hold the ones to create
+    if existing.is_symlink() and not existing.exists():
+        raise UserError(f"cannot write to {out}: {existing} is a broken link")
+    if not existing.is_dir():
+        what = "the output directory" if existing == out else "a parent of the output directory"
+        raise UserError(f"cannot write to {out}: {existing} ({what}) is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {out}: {existing} is not writable")
 
 
 def _summary(reporter: Any, result: Any) -> None:
@@ -239,6 +255,14 @@ def cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_code(exc: Ebook2AudioError) -> int:
+    """The error's own code, except that an output the system refused to write (no space, no
+    permission, a folder in the way) is the user's to fix: 2, like any user error."""
+    if isinstance(exc, AssemblyError) and isinstance(exc.__cause__, OSError):
+        return UserError.exit_code
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -255,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _exit_code(exc)
     except KeyboardInterrupt:
         print(
             "error: interrupted; the work done so far is kept: rerun the same command to resume",

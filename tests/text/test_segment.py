@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import time
 
 import pytest
@@ -22,11 +23,13 @@ from .test_normalize import (
 
 
 def squeeze(text: str) -> str:
-    return "".join(text.split())
+    """Text without whitespace and without invisible format characters (soft hyphens...)."""
+    return "".join(ch for ch in "".join(text.split()) if unicodedata.category(ch) != "Cf")
 
 
 def tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", text)
+    """Words; a soft hyphen or other invisible format character joins the parts of one word."""
+    return re.findall(r"\w+", "".join(ch for ch in text if unicodedata.category(ch) != "Cf"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,13 +14,18 @@ from collections.abc import Iterable
 
 # Invisible characters that only break words apart for a speech engine (soft hyphen, zero-width space,
 # word joiner, BOM). ZWNJ/ZWJ are kept: they matter in Persian, Indic scripts and emoji.
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
-_SPACES = re.compile(r"\s+")
+# Control characters (C0 but whitespace, DEL, C1) are never text either: junk bytes of a damaged file.
+# (A regex, not str.translate: translate walks a long non-ASCII text one dict lookup a character.)
+_INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff\x00-\x08\x0e-\x1b\x7f-\x9f]+")
+# Runs of whitespace, or one whitespace character that is not a plain space: a text that is already
+# clean is returned as is (re.sub without a match does not copy), which matters for megabyte lines.
+_SPACES = re.compile(r"\s{2,}|[^\S ]")
 
 
 def clean_text(text: str) -> str:
-    """One line of plain text: invisible characters removed, any run of whitespace (NBSP too) -> one space."""
-    return _SPACES.sub(" ", text.translate(_INVISIBLE)).strip()
+    """One line of plain text: invisible and control characters removed, any run of whitespace (NBSP
+    too) -> one space."""
+    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip()
 
 
 def has_words(text: str) -> bool:
@@ -130,10 +135,11 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    mixed = _decode_mixed(data)
+    if mixed is not None:
+        return mixed
     loose = data.decode("utf-8", errors="replace")
-    bad = loose.count("\ufffd")
-    good = sum(1 for ch in loose if ord(ch) > 0x7F) - bad
-    if good > 0 and bad <= max(3, good // 50):
+    if _mostly_utf8(loose):
         return loose, "utf-8"
 
     from charset_normalizer import from_bytes  # heavy: only for non-UTF-8 books
@@ -143,6 +149,12 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
     guess = _SINGLE_BYTE_ALIASES.get(guess, guess)
     if guess and guess not in _SINGLE_BYTE and _is_multibyte(guess):
         return data.decode(guess, errors="replace"), guess
+    enc = _best_single_byte(data, guess)
+    return data.decode(enc, errors="replace"), enc
+
+
+def _best_single_byte(data: bytes, guess: str = "") -> str:
+    """The single-byte code page whose decoding reads most like a language."""
     candidates = list(_SINGLE_BYTE)
     if guess and guess not in candidates and not _is_multibyte(guess):
         candidates.append(guess)
@@ -150,8 +162,43 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
     scored = [
         (_plausibility(sample.decode(enc, errors="replace")), -i, enc) for i, enc in enumerate(candidates)
     ]
-    enc = max(scored)[2]
-    return data.decode(enc, errors="replace"), enc
+    return max(scored)[2]
+
+
+def _decode_mixed(data: bytes) -> tuple[str, str] | None:
+    """Lines of UTF-8 and lines of a legacy code page in one file (texts pasted together): each line is
+    decoded in its own encoding. None unless some non-ASCII line is valid UTF-8 and some line is not.
+    A broken line that still holds UTF-8 characters (a stray byte in a UTF-8 line) stays UTF-8."""
+    lines = data.splitlines(keepends=True)
+    kinds = ["utf-8" if line.isascii() or _is_utf8(line) else "" for line in lines]
+    if "" not in kinds or not any(
+        kind and not line.isascii() for line, kind in zip(lines, kinds, strict=True)
+    ):
+        return None
+    for i, line in enumerate(lines):
+        if not kinds[i] and _mostly_utf8(line.decode("utf-8", errors="replace")):
+            kinds[i] = "utf-8"
+    legacy = b"".join(line for line, kind in zip(lines, kinds, strict=True) if not kind)
+    encoding = _best_single_byte(legacy) if legacy else "utf-8"  # pasted-in legacy text: a code page
+    text = "".join(
+        line.decode(kind or encoding, errors="replace") for line, kind in zip(lines, kinds, strict=True)
+    )
+    return text, f"utf-8+{encoding}"
+
+
+def _mostly_utf8(loose: str) -> bool:
+    """A UTF-8 decoding with replacement characters is right when they are few next to real ones."""
+    bad = loose.count("\ufffd")
+    good = sum(1 for ch in loose if ord(ch) > 0x7F) - bad
+    return good > 0 and bad <= max(3, good // 50)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_multibyte(encoding: str) -> bool:
@@ -298,6 +345,8 @@ def heading_kind(line: str) -> str | None:
     Returns ``"chapter"`` (CHAPTER IV, Chapitre 3, Kapitel 2, 第三章), ``"part"`` (PART ONE, BOOK I),
     ``"standalone"`` (Prologue, Preface...), ``"numeral"`` (a bare ``II.`` or ``12.``) or ``None``.
     """
+    if len(line) > 8 * MAX_HEADING_CHARS:  # cheap: a long paragraph is no heading (and may be megabytes)
+        return None
     text = clean_text(line)
     if not text or len(text) > MAX_HEADING_CHARS:
         return None

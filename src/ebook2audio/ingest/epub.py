@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import BookError, DRMError
 from ..model import Book, Chapter, Cover, Metadata
-from .safety import SafeZip, parse_xml
+from .safety import SafeZip, TagBudget, parse_xml
 from .xhtml import (
     FRONT_BACK_MATTER_TYPES,
     Anchor,
@@ -81,6 +81,7 @@ _NUMBERING_RE = re.compile(r"^\s*(?:[0-9]{1,4}|[ivxlcdm]{1,7})\s*[.):\-–—]\s
 _KEY_RE = re.compile(r"[\W_]+")
 _WORD_RE = re.compile(r"[^\W_]+")
 _HOSTILE = "declares XML entities"  # safety.parse_xml's refusal of DTD entities (XXE, billion laughs)
+_BUDGET = "too much markup"  # safety.TagBudget: the whole book has absurdly many tags
 _GUTENBERG_RE = re.compile(r"project\s+gutenberg", re.IGNORECASE)
 
 COVER_PAGE_MAX_TEXT = 64  # a "cover page" with more text than this is not an image wrapper
@@ -96,6 +97,7 @@ class _Archive:
     def __init__(self, zf: SafeZip, name: str) -> None:
         self.zf = zf
         self.name = name
+        self.budget = TagBudget(name)  # markup parsed for this book, all documents together
         self._exact: dict[str, str] = {}
         self._folded: dict[str, str] = {}
         for member in zf.names():
@@ -189,18 +191,22 @@ def _replace_html_entities(data: bytes) -> bytes:
     return _ENTITY_RE.sub(repl, data)
 
 
-def _parse_document(data: bytes, what: str) -> Any:
-    """Parse a content document: strict XML, then with HTML entities mapped, then in recovery mode."""
+def _parse_document(data: bytes, what: str, budget: TagBudget, warnings: list[str]) -> Any:
+    """Parse a content document: strict XML, then with HTML entities mapped, then in recovery mode
+    (which keeps what precedes the damage: a warning says that text may be missing)."""
+    budget.spend(data)  # once, however many tries the parse takes
     try:
         return parse_xml(data, what)
     except BookError as exc:
-        if _HOSTILE in str(exc) or "too large" in str(exc):
+        if _HOSTILE in str(exc) or _BUDGET in str(exc) or "too large" in str(exc):
             raise
         fixed = _replace_html_entities(data)
         try:
             return parse_xml(fixed, what)
-        except BookError:
-            return parse_xml(fixed, what, recover=True)
+        except BookError as again:
+            root = parse_xml(fixed, what, recover=True)
+            warnings.append(f"{what} is damaged, read what could be recovered (text may be missing): {again}")
+            return root
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -242,7 +248,7 @@ def _check_encryption(arc: _Archive) -> list[str]:
     if arc.resolve(ENCRYPTION) is None:
         return []
     try:
-        root = parse_xml(arc.read(ENCRYPTION), f"{arc.name}: {ENCRYPTION}")
+        root = parse_xml(arc.read(ENCRYPTION), f"{arc.name}: {ENCRYPTION}", budget=arc.budget)
     except BookError as exc:
         raise DRMError(f"{arc.name} is DRM-encrypted or damaged: its {ENCRYPTION} is unreadable") from exc
     encrypted: list[str] = []
@@ -271,7 +277,7 @@ def _check_encryption(arc: _Archive) -> list[str]:
 def _find_opf(arc: _Archive) -> str:
     if arc.resolve(CONTAINER) is None:
         raise BookError(f"{arc.name} is not a valid EPUB: {CONTAINER} is missing")
-    root = parse_xml(arc.read(CONTAINER), f"{arc.name}: {CONTAINER}")
+    root = parse_xml(arc.read(CONTAINER), f"{arc.name}: {CONTAINER}", budget=arc.budget)
     rootfiles = [el for el in root.iter() if _local(el.tag) == "rootfile" and el.get("full-path")]
     rootfiles.sort(key=lambda el: (el.get("media-type") or OPF_MEDIA_TYPE).strip() != OPF_MEDIA_TYPE)
     if not rootfiles:
@@ -284,7 +290,7 @@ def _find_opf(arc: _Archive) -> str:
 
 
 def _read_package(arc: _Archive, opf_path: str) -> _Package:
-    root = parse_xml(arc.read(opf_path), f"{arc.name}: {opf_path}")
+    root = parse_xml(arc.read(opf_path), f"{arc.name}: {opf_path}", budget=arc.budget)
     if _local(root.tag) != "package":
         raise BookError(f"{arc.name}: {opf_path} is not an EPUB package document")
     metadata = next((c for c in root if _local(c.tag) == "metadata"), None)
@@ -600,9 +606,11 @@ class _Reader:
     # -- documents ----------------------------------------------------------------------------------
     def parse(self, path: str) -> Any | None:
         try:
-            return _parse_document(self.arc.read(path), f"{self.arc.name}: {path}")
+            return _parse_document(
+                self.arc.read(path), f"{self.arc.name}: {path}", self.arc.budget, self.warnings
+            )
         except BookError as exc:
-            if isinstance(exc, DRMError) or _HOSTILE in str(exc):
+            if isinstance(exc, DRMError) or _HOSTILE in str(exc) or _BUDGET in str(exc):
                 raise  # a hostile document refuses the whole book
             self.warnings.append(f"{path}: unreadable, skipped ({exc})")
             self.unreadable += 1
@@ -666,8 +674,12 @@ class _Reader:
         )
         if ncx_item is not None and self.arc.resolve(ncx_item.path) is not None:
             try:
-                root = parse_xml(self.arc.read(ncx_item.path), f"{self.arc.name}: {ncx_item.path}")
+                root = parse_xml(
+                    self.arc.read(ncx_item.path), f"{self.arc.name}: {ncx_item.path}", budget=self.arc.budget
+                )
             except BookError as exc:
+                if _BUDGET in str(exc):
+                    raise
                 self.warnings.append(f"the NCX table of contents is unreadable ({exc})")
             else:
                 entries = _ncx_entries(root, ncx_item.path, self.arc)

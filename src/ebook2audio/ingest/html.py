@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,13 +33,22 @@ from .common import (
     pg_title_author,
     word_count,
 )
+from .safety import HostileInputError, TagBudget
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup, Tag
 
 log = logging.getLogger(__name__)
 
-MAX_HTML_BYTES = 64 * 1024 * 1024
+MAX_HTML_BYTES = 64 * 1024 * 1024  # the file, inline (data: URI) images included
+MAX_HTML_TEXT_BYTES = 16 * 1024 * 1024  # without them: ~7 s and ~350 MB at worst
+_MARKED_SECTION = re.compile(r"<!\[(?!CDATA\[)")
+_DATA_URI = re.compile(rb"""(=\s*)(["'])data:[^"']{256,}?\2""", re.IGNORECASE)
+# BeautifulSoup needs about 1 KB and 40 µs a tag: 300k tags is ~250 MB and ~12 s (Alice: 1,900 tags).
+MAX_HTML_TAGS = 300_000
+# Elements nested deeper than this are left out of the tree (their text is kept): the tree walks below
+# recurse, and a chain of 100,000 <div>s would otherwise exhaust the stack or take quadratic time.
+MAX_HTML_DEPTH = 200
 _BR = "\u2028"  # stands for <br> (and a newline inside <pre>) until paragraphs are split
 _BLOCK_TAGS = frozenset((
     "p", "div", "section", "article", "aside", "blockquote", "li", "ul", "ol", "dl", "dt", "dd", "pre",
@@ -57,6 +67,7 @@ _PG_BOILERPLATE_IDS = (
     "pg-start-separator",
     "pg-end-separator",
 )
+_BOILERPLATE_CLASS = re.compile(r"^(pg-boilerplate|pagenum|page-?number)$", re.IGNORECASE)
 _NOTE_MARKER = re.compile(r"^\s*[\[(]?\s*(?:\d{1,4}|[*†‡§¶]+|[ivxlc]{1,6}|[a-z])\s*[\])]?\s*$", re.IGNORECASE)
 _CHARSET_META = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([\w.:-]+)""", re.IGNORECASE)
@@ -111,9 +122,14 @@ def read_html(path: Path) -> Book:
         data = path.read_bytes()
     except OSError as exc:
         raise BookError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(decode_html(data), "html.parser")
+    data = _DATA_URI.sub(rb"\1\2\2", data)  # inline images are never read: drop their bytes first
+    if len(data) > MAX_HTML_TEXT_BYTES:
+        raise HostileInputError(
+            f"{path.name} is too large for an HTML book ({len(data) // (1024 * 1024)} MB of markup)"
+        )
+    text = decode_html(data)
+    TagBudget(path.name, MAX_HTML_TAGS).spend(text)
+    soup = parse_html(text, path.name)
     warnings: list[str] = []
     pg_fields = _gutenberg_header_fields(soup)
     metadata = _metadata(soup, pg_fields)
@@ -128,6 +144,52 @@ def read_html(path: Path) -> Book:
         source_format="html",
         warnings=tuple(warnings),
     )
+
+
+def parse_html(text: str, name: str = "") -> BeautifulSoup:
+    """BeautifulSoup with ``html.parser``; tags nested deeper than MAX_HTML_DEPTH are dropped, text kept."""
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
+
+    class _BoundedSoup(BeautifulSoup):
+        def reset(self) -> None:
+            super().reset()
+            self.skipped: dict[str, int] = {}  # name -> start tags dropped and not yet closed
+
+        def handle_starttag(self, name: str, *args: Any, **kwargs: Any) -> Any:
+            if len(self.tagStack) > MAX_HTML_DEPTH and name not in self.builder.empty_element_tags:
+                self.skipped[name] = self.skipped.get(name, 0) + 1
+                if name in _BLOCK_TAGS or name in _HEADINGS:
+                    self.handle_data(" ")
+                return None
+            return super().handle_starttag(name, *args, **kwargs)
+
+        def handle_endtag(self, name: str, nsprefix: str | None = None) -> None:
+            if self.skipped.get(name):
+                self.skipped[name] -= 1
+                if name in _BLOCK_TAGS or name in _HEADINGS:
+                    self.handle_data(" ")
+                return
+            super().handle_endtag(name, nsprefix)
+
+    from bs4.exceptions import ParserRejectedMarkup
+
+    with warnings.catch_warnings():  # XHTML read as HTML on purpose; a tiny page is no "locator"
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        try:
+            return _BoundedSoup(text, "html.parser")
+        except ParserRejectedMarkup:
+            pass  # html.parser gives up on a malformed "<![" marked section: make it text, try again
+        try:
+            return _BoundedSoup(_MARKED_SECTION.sub("&lt;![", text), "html.parser")
+        except ParserRejectedMarkup as exc:
+            raise BookError(f"{name or 'the page'}: the HTML cannot be parsed ({exc})") from exc
+
+
+def _decomposed(tag: Any) -> bool:
+    """``tag.decomposed`` without its cost: on a live Tag, bs4 looks the attribute up as a child tag
+    named "_decomposed", a search of the whole subtree (quadratic over a page)."""
+    return bool(getattr(tag, "__dict__", {}).get("_decomposed", False))
 
 
 def decode_html(data: bytes) -> str:
@@ -267,27 +329,25 @@ def read_local_image(book: Path, href: str, warnings: list[str]) -> Cover | None
 
 def _strip(soup: BeautifulSoup) -> None:
     """Remove what is never read aloud: code, images, page numbers, note markers, boilerplate, TOCs."""
-    for tag in soup.find_all(_DROP_TAGS):
-        if not tag.decomposed:
-            tag.decompose()
-    for ident in _PG_BOILERPLATE_IDS:
-        for tag in soup.find_all(id=ident):
-            tag.decompose()
-    for tag in soup.find_all(class_=re.compile(r"^(pg-boilerplate|pagenum|page-?number)$", re.IGNORECASE)):
-        if not tag.decomposed:
-            tag.decompose()
-    for tag in soup.find_all(True):
-        if tag.decomposed:
-            continue
-        if tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true":
+    for tag in soup.find_all(True):  # one pass over the tree (each find_all is a walk of all of it)
+        if not _decomposed(tag) and _never_read(tag):
             tag.decompose()
     for link in soup.find_all("a"):
-        if not link.decomposed and _is_note_marker(link):
+        if not _decomposed(link) and _is_note_marker(link):
             parent = link.parent
             link.decompose()
             if parent is not None and parent.name == "sup" and not parent.get_text(strip=True):
                 parent.decompose()
     _strip_tables_of_contents(soup)
+
+
+def _never_read(tag: Tag) -> bool:
+    """Code, media, navigation, Project Gutenberg boilerplate, page numbers and hidden elements."""
+    if tag.name in _DROP_TAGS or tag.get("id") in _PG_BOILERPLATE_IDS:
+        return True
+    if any(_BOILERPLATE_CLASS.match(c) for c in _attr(tag, "class").split()):
+        return True
+    return tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true"
 
 
 def _is_note_marker(link: Tag) -> bool:
@@ -317,7 +377,7 @@ def _strip_tables_of_contents(soup: BeautifulSoup) -> None:
                 links.setdefault(id(parent), []).append(link)
     for tag in soup.find_all(_TOC_CONTAINERS):
         found = links.get(id(tag), [])
-        if tag.decomposed or len(found) < _TOC_MIN_LINKS:
+        if _decomposed(tag) or len(found) < _TOC_MIN_LINKS:
             continue
         link_words = sum(len(a.get_text(" ").split()) for a in found)
         other = len(tag.get_text(" ").split()) - link_words
@@ -448,6 +508,8 @@ def _carries_text(blocks: list[_Block]) -> tuple[list[bool], list[bool]]:
 
 
 def _chapters(blocks: list[_Block], book_title: str, warnings: list[str]) -> list[Chapter]:
+    if not any(not b.level and has_words(b.text) for b in blocks):
+        return []  # headings and nothing under any of them: no text to read
     direct, scope = _carries_text(blocks)
     level = _chapter_level(blocks, scope)
     state = _State()

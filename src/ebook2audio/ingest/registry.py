@@ -182,7 +182,13 @@ def _text_head(head: bytes) -> str | None:
     sample = head[:8192]
     if b"\x00" in sample:
         sixteen = utf16_without_bom(sample)
-        return sample.decode(sixteen, errors="replace") if sixteen else None
+        if sixteen:
+            return sample.decode(sixteen, errors="replace")
+        # NUL padding or a stray NUL (a half-written file, a UTF-16 fragment) does not make text binary:
+        # judge what is left.
+        sample = sample.replace(b"\x00", b"")
+        if not sample.strip():
+            return None
     control = sum(1 for b in sample if b < 0x20 and b not in (0x09, 0x0A, 0x0C, 0x0D, 0x1B))
     if control > max(2, len(sample) // 100):
         return None

@@ -24,10 +24,14 @@ from .common import (
     unspace_letters,
     word_count,
 )
+from .safety import HostileInputError
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT_BYTES = 64 * 1024 * 1024
+# The largest real books are 5-10 MB of text (the Bible: 4.5 MB); a decoded text may take 4 bytes a
+# character and is copied a few times while it is split, so these bound memory to a few hundred MB.
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+MAX_TEXT_LINES = 500_000  # Shakespeare's complete works: 170k lines
 # Front matter (before the first heading) is read as a chapter only when it holds real prose:
 # a paragraph at least this long. Title pages, imprints and credits are shorter.
 PROSE_PARAGRAPH_WORDS = 20
@@ -36,6 +40,7 @@ _TITLE_LINE_MAX_WORDS = 12
 _TITLE_LINE_MAX_WORDS_WITH_STOP = 4
 _CONTENTS_MIN_ENTRIES = 3
 _CREDIT_LINE = re.compile(r"^\s*(?:Produced by|E-?text prepared by|Transcribed by)\b", re.IGNORECASE)
+_LINE_BREAK = re.compile(r"\r\n|[\r\n\f]")
 _WORDS = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 
 
@@ -60,8 +65,12 @@ def read_text(path: Path) -> Book:
     except OSError as exc:
         raise BookError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
     text, encoding = decode_bytes(data)
+    del data
     log.debug("%s decoded as %s", path.name, encoding)
-    book = book_from_text(text)
+    try:
+        book = book_from_text(text)
+    except HostileInputError as exc:
+        raise HostileInputError(f"{path.name}: {exc}") from exc
     warnings = list(book.warnings)
     if "\ufffd" in text:
         warnings.append(f"{path.name}: {text.count(chr(0xFFFD))} undecodable bytes replaced ({encoding})")
@@ -76,7 +85,10 @@ def read_text(path: Path) -> Book:
 
 def book_from_text(text: str) -> Book:
     """Split decoded text into metadata and chapters (pure; ``read_text`` does the file and decoding)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").split("\n")
+    breaks = max(text.count("\n"), text.count("\r"))
+    if breaks > MAX_TEXT_LINES:
+        raise HostileInputError(f"the text has too many lines ({breaks}; limit {MAX_TEXT_LINES})")
+    lines = _LINE_BREAK.split(text)  # one pass: no copies of a text that may be tens of MB
     warnings: list[str] = []
     header, body, footer = _split_gutenberg(lines)
     fields = pg_header_fields(header)
@@ -185,6 +197,8 @@ def _title_from_first_block(blocks: list[_Block]) -> str:
 
 def _is_title_line(line: str) -> bool:
     """A short line that can be a chapter's title: "Down the Rabbit-Hole", "The Pool of Tears"."""
+    if len(line) > 8 * _TITLE_LINE_MAX_CHARS:
+        return False
     text = clean_text(line)
     if not text or len(text) > _TITLE_LINE_MAX_CHARS or len(text.split()) > _TITLE_LINE_MAX_WORDS:
         return False
@@ -331,7 +345,9 @@ def _vocabulary(blocks: list[_Block]) -> tuple[frozenset[str], frozenset[str]]:
     hyphenated: set[str] = set()
     for block in blocks:
         for line in block.lines:
-            for word in _WORDS.findall(line.lower()):
+            # Word by word: line.lower() of a long non-ASCII line allocates 12 bytes a character.
+            for match in _WORDS.finditer(line):
+                word = match.group(0).lower()
                 (hyphenated if "-" in word else plain).add(word)
     return frozenset(plain), frozenset(hyphenated)
 

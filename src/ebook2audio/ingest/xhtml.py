@@ -86,7 +86,8 @@ SKIP_IDS = frozenset({"pg-header", "pg-footer", "pg-machine-header"})
 # Text of a link that is a note marker: "1", "[1]", "[C5]", "(12)", "*", "†".
 _MARKER_RE = re.compile(r"^(?:\[[^\]\s]{1,8}\]|\(\d{1,4}\)|\d{1,4}[a-z]?|[*†‡§¶#]{1,3}|[a-z])$")
 _WS_RE = re.compile(r"\s+")
-_INVISIBLE_RE = re.compile("[\u00ad\u200b\u2060\ufeff]")  # ZWNJ/ZWJ kept (Persian, Indic, emoji)
+# ZWNJ/ZWJ kept (Persian, Indic, emoji); DEL and C1 controls (legal in XML, never text) dropped.
+_INVISIBLE_RE = re.compile("[\u00ad\u200b\u2060\ufeff\x7f-\x9f]")
 _CJK = "\u2e80-\u2fff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _CJK_GAP_RE = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 _SENTENCE_END = (".", "!", "?", ";", ":", "…", "。", "！", "？", "»", '"', "”", "’", ")")

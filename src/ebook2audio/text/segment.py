@@ -343,11 +343,13 @@ def chunk_text(sentence: str, max_chars: int) -> list[str]:
     dashes; a punctuation cut must leave a head of at least a third of max_chars), then at
     spaces; a word is split only when it alone is longer than max_chars (next to punctuation
     inside it if it has some, never between a letter and its accent). Nothing is dropped: the
-    pieces joined equal the sentence, whitespace aside.
+    pieces joined equal the sentence, whitespace and invisible format characters (Cf) aside.
     """
     if max_chars < 1:
         raise ValueError(f"max_chars must be at least 1, not {max_chars}")
-    text = sentence.strip()
+    # Invisible format characters (soft hyphen, zero-width joiners...) are not spoken and must not
+    # count against the limit or force a cut inside a word.
+    text = "".join(ch for ch in sentence if unicodedata.category(ch) != "Cf").strip()
     pieces: list[str] = []
     start = 0
     while len(text) - start > max_chars:
