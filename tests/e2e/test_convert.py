@@ -16,25 +16,29 @@ from .helpers import inspect_json, read_srt, run_cli, shortest_chapters, words
 pytestmark = pytest.mark.slow
 
 CASES = [
-    # (corpus file, chapters to convert, expected engine in the log)
-    ("epub3_moby-dick_melville_en.epub", 3, "piper"),
-    ("epub2_esprit-des-lois_montesquieu_fr.epub", 2, "espeak"),
-    ("html_alice-in-wonderland_carroll_en/11-h.htm", 1, "piper"),
-    ("fb2_voina-i-mir-example_tolstoy_ru.fb2", 2, "espeak"),
-    ("txt_die-verwandlung_kafka_de.txt", 1, "espeak"),
+    # (corpus file, chapters to convert, expected engine in the log, extra flags)
+    ("epub3_moby-dick_melville_en.epub", 3, "piper", []),
+    ("epub2_esprit-des-lois_montesquieu_fr.epub", 2, "espeak", []),  # no French Piper voice: espeak-ng
+    ("html_alice-in-wonderland_carroll_en/11-h.htm", 1, "piper", []),
+    ("fb2_voina-i-mir-example_tolstoy_ru.fb2", 2, "espeak", []),
+    ("txt_die-verwandlung_kafka_de.txt", 1, "espeak", []),
+    # the other formats' chapters are long: espeak-ng (hundreds of times real time) keeps these fast
+    ("pdf_a-study-in-scarlet_doyle_en.pdf", 2, "espeak", ["--engine", "espeak"]),
+    ("docx_jekyll-and-hyde_stevenson_en_GENERATED.docx", 2, "espeak", ["--engine", "espeak"]),
+    ("mobi_childrens-literature_curry-clippinger_en.mobi", 2, "espeak", ["--engine", "espeak"]),
 ]
 
 
-@pytest.mark.parametrize(("name", "n", "engine"), CASES, ids=[c[0].split("_")[0] for c in CASES])
+@pytest.mark.parametrize(("name", "n", "engine", "extra"), CASES, ids=[c[0].split("_")[0] for c in CASES])
 def test_convert_corpus_book_to_chaptered_m4b(
-    corpus: Path, tmp_path: Path, name: str, n: int, engine: str
+    corpus: Path, tmp_path: Path, name: str, n: int, engine: str, extra: list[str]
 ) -> None:
     book_path = corpus / name
     info = inspect_json(book_path, tmp_path)
     chosen = shortest_chapters(info, n, min_words=30 if n > 1 else 20)
     sel = ",".join(str(c["index"]) for c in chosen)
     r = run_cli(
-        ["convert", str(book_path), "--chapters", sel, "-o", "out", "--keep-work", "-q", "--workers", "2"],
+        ["convert", str(book_path), "--chapters", sel, "-o", "out", "--keep-work", "-q", "--workers", "2", *extra],
         tmp_path,
     )
     assert r.returncode == 0, r.stderr
