@@ -54,6 +54,7 @@ class Settings:
     chapters: str = ""  # "" = all; "1-3,7" = a selection (1-based, as `inspect` numbers them)
     batch_chars: int = 1200
     granularity: str = "sentence"  # sentence | chapter
+    encode_jobs: int = 0  # ffmpeg processes encoding an m4b/m4a in pieces; 0 = one per core, 1 = serial
 
     def validated(self) -> Settings:
         if self.format not in FORMATS:
@@ -73,11 +74,17 @@ class Settings:
             raise ConfigError("--split-hours must be positive")
         if self.batch_chars < 1:
             raise ConfigError("--batch-chars must be positive")
+        if self.encode_jobs < 0:
+            raise ConfigError("--encode-jobs must be 0 (one per core) or more")
         return self
 
     @property
     def effective_workers(self) -> int:
         return self.workers or default_workers()
+
+    @property
+    def effective_encode_jobs(self) -> int:
+        return self.encode_jobs or default_workers()
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from .audio.assemble import AssemblyOptions, AssemblyResult, assemble
+from .audio.assemble import AssemblyOptions, StreamingAssembler, assemble
 from .config import Settings, parse_chapter_selection
 from .engines.base import EngineInfo
 from .engines.registry import resolve_voice
@@ -183,51 +183,76 @@ def convert(
         f"session {session}: {len(plan.chapters)} chapters, {len(plan.chunks)} sentences"
         + (f", {len(done)} already done" if done else "")
     )
-    rep.synthesis_started(plan, done)
-    t_synth = time.perf_counter()
-    sizes = {b.id: len(b.chunk_ids) for b in plan.batches}
-    synthesized = 0
-
-    def on_batch(result: BatchResult) -> None:
-        nonlocal synthesized
-        synthesized += len(result.chunks)
-        rep.batch_done(result, sizes.get(result.batch_id, len(result.chunks) + result.skipped))
-
-    if pending:
-        executor = executor_factory(store, info, settings)
-        try:
-            executor.run(plan, pending, on_batch)
-        finally:
-            close = getattr(executor, "close", None)
-            if close is not None:
-                close()
-    rep.synthesis_finished()
-    synth_wall = time.perf_counter() - t_synth
-
-    missing = [c.id for c in plan.chunks if c.id not in done_chunks(store, plan)]
-    if missing:
-        raise SynthesisError(f"{len(missing)} sentences have no audio after synthesis; rerun to resume")
-
-    rep.phase("assembling")
     out_dir = settings.output_dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
     out_path = out_dir / f"{output_basename(book, settings)}.{settings.format}"
-    result: AssemblyResult = assemble(
-        plan,
-        lambda cid: store.get_bytes(chunk_key(session, cid)),
-        out_path,
-        AssemblyOptions(
-            format=settings.format,
-            bitrate=settings.bitrate,
-            split_hours=settings.split_hours or None,
-            subtitles=settings.subtitles,
-        ),
-        cover=book.cover,
-        chunk_sizes=lambda cid: store.size(chunk_key(session, cid)) or 0,
+    options = AssemblyOptions(
+        format=settings.format,
+        bitrate=settings.bitrate,
+        split_hours=settings.split_hours or None,
+        subtitles=settings.subtitles,
+        encode_jobs=settings.effective_encode_jobs,
     )
+
+    def read_chunk(cid: str) -> bytes:
+        return store.get_bytes(chunk_key(session, cid))
+
+    # m4b/m4a with 2+ encode jobs: pieces of the book are encoded while the rest is synthesised.
+    streaming = StreamingAssembler.open(plan, read_chunk, out_path, options, cover=book.cover)
+    try:
+        if streaming is not None:
+            for b in plan.batches:
+                if all(cid in done for cid in b.chunk_ids):
+                    streaming.batch_done(b.id)
+        rep.synthesis_started(plan, done)
+        t_synth = time.perf_counter()
+        sizes = {b.id: len(b.chunk_ids) for b in plan.batches}
+        synthesized = 0
+
+        def on_batch(result: BatchResult) -> None:
+            nonlocal synthesized
+            synthesized += len(result.chunks)
+            rep.batch_done(result, sizes.get(result.batch_id, len(result.chunks) + result.skipped))
+            if streaming is not None:
+                streaming.batch_done(result.batch_id)
+
+        if pending:
+            executor = executor_factory(store, info, settings)
+            try:
+                executor.run(plan, pending, on_batch)
+            finally:
+                close = getattr(executor, "close", None)
+                if close is not None:
+                    close()
+        rep.synthesis_finished()
+        synth_wall = time.perf_counter() - t_synth
+
+        now_done = done_chunks(store, plan)  # once: calling it per chunk was quadratic in the book's length
+        # Made during this run, whoever made them (a duplicate or a task left queued by an earlier run).
+        synthesized = len(now_done - done)
+        missing = [c.id for c in plan.chunks if c.id not in now_done]
+        if missing:
+            raise SynthesisError(f"{len(missing)} sentences have no audio after synthesis; rerun to resume")
+
+        rep.phase("assembling")
+        if streaming is not None:
+            result = streaming.finish()
+        else:
+            result = assemble(
+                plan,
+                read_chunk,
+                out_path,
+                options,
+                cover=book.cover,
+                chunk_sizes=lambda cid: store.size(chunk_key(session, cid)) or 0,
+            )
+    except BaseException:
+        if streaming is not None:
+            streaming.abort()
+        raise
     if not settings.keep_work:
         cleanup = getattr(store, "delete_prefix", None)
         if cleanup is not None:

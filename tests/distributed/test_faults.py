@@ -76,7 +76,8 @@ def _held_task(worker: Worker) -> bool:
 def test_sigkilled_worker_loses_nothing(redis_server: RedisServer, tmp_path: Path) -> None:
     book = write_book(tmp_path / "book.txt", chapters=4, paragraphs=3)
     shared = tmp_path / "shared"
-    w1 = Worker(tmp_path, "w1", redis_server.url, shared, **SIM)
+    # w1 is slow (about 6 s a batch), so the task it holds when killed is still far from done
+    w1 = Worker(tmp_path, "w1", redis_server.url, shared, EBOOK2AUDIO_SIM_MS_PER_CHAR="40")
     w2 = Worker(tmp_path, "w2", redis_server.url, shared, **SIM)
     try:
         w1.wait_ready()
@@ -161,7 +162,8 @@ def test_sigkilled_coordinator_resumes_without_redoing_chunks(
 def test_redis_restart_mid_job(redis_server: RedisServer, tmp_path: Path) -> None:
     book = write_book(tmp_path / "book.txt", chapters=3, paragraphs=3)
     shared = tmp_path / "shared"
-    w1 = Worker(tmp_path, "w1", redis_server.url, shared, **SIM)
+    # w1 is slow (about 6 s a batch), so the task it holds when killed is still far from done
+    w1 = Worker(tmp_path, "w1", redis_server.url, shared, EBOOK2AUDIO_SIM_MS_PER_CHAR="40")
     w2 = Worker(tmp_path, "w2", redis_server.url, shared, **SIM)
     try:
         w1.wait_ready()

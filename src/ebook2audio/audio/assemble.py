@@ -13,6 +13,33 @@ Design (two passes, one chunk in memory at a time):
    checked against the measured one, so the metadata written up front can never drift from the
    audio (a mismatch raises CorruptAudioError naming the chunk).
 
+Parallel encoding (``AssemblyOptions.encode_jobs`` > 1, AAC formats: m4b, m4a). One ffmpeg encodes
+about 130x real time on one core, so a 20-hour book spends ~10 minutes in step 2. With several jobs,
+each file is cut into pieces that separate ffmpeg processes encode at once to raw AAC (ADTS); then
+one more ffmpeg copies the joined frames into the container with the tags, chapters and cover. The
+cuts keep the result identical in timing to a serial encode, sample for sample:
+
+- every cut is a multiple of 1024 samples (one AAC frame) from the file's start, so every piece but
+  the last is a whole number of frames and adds no padding;
+- ffmpeg's AAC encoder starts each piece with one priming frame (1024 samples of delay): it is
+  dropped from every piece but the first, whose priming the MP4 edit list hides as usual (the frame
+  counts are checked: an encoder that behaves otherwise is an error, never a silent drift);
+- every cut lies inside a pause, with at least ``JOIN_GUARD`` silent samples on each side: AAC
+  frames overlap their neighbours by 1024 samples, and in silence the two encoders agree exactly,
+  so a join leaves no click (a cut in speech would leave a ~46 ms artefact).
+
+Chapter marks and subtitle cues are computed from the same exact layout as in the serial case. One
+difference remains: a serial MP4 ends exactly on its last sample (the edit list trims the last
+frame's padding), a joined one plays up to 1023 samples (46 ms at 22.05 kHz) of silence more at the
+very end. A file without a long-enough pause (every pause under ~0.2 s) is encoded serially.
+
+Streaming (:class:`StreamingAssembler`, used by the pipeline for m4b/m4a with ``encode_jobs`` > 1):
+the same pieces, but cut after synthesis batches and encoded while the rest of the book is still
+being synthesised, so that assembly costs little more than the join once the last batch is done.
+Its cuts cannot be placed on the book's frame grid (the length of what comes before is not known
+yet), so each piece is made a whole number of frames by stretching or shortening its last pause by
+at most 512 samples; the marks and cues follow the real pauses and stay exact (see the class).
+
 Outputs (audio and subtitles) are written under temporary names in the target folder and renamed
 over the final names only when everything succeeded; on failure the temporaries are removed, so an
 earlier good output is never damaged and no partial file ever carries the final name.
@@ -20,16 +47,20 @@ earlier good output is never damaged and no partial file ever carries the final 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import glob
 import logging
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ebook2audio.audio import adts
 from ebook2audio.audio import subtitles as subs
 from ebook2audio.audio.ffmpeg import (
     EncodeSpec,
@@ -41,7 +72,7 @@ from ebook2audio.audio.ffmpeg import (
     output_format,
     probe,
 )
-from ebook2audio.audio.pcm import CorruptAudioError, ms_to_samples, parse_wav, samples_from_wav_size, silence
+from ebook2audio.audio.pcm import CorruptAudioError, ms_to_samples, parse_wav, samples_from_wav_size
 from ebook2audio.errors import AssemblyError, ConfigError
 from ebook2audio.model import ChapterMark, Chunk, Cover, Metadata, Plan
 
@@ -54,12 +85,20 @@ __all__ = [
     "ChunkSpan",
     "PartResult",
     "ProbeResult",
+    "StreamingAssembler",
     "assemble",
     "book_tags",
     "layout_book",
+    "piece_bounds",
     "probe",
     "split_parts",
+    "stream_pieces",
 ]
+
+FRAME = adts.SAMPLES_PER_FRAME  # samples in one AAC frame
+JOIN_GUARD = 2 * FRAME  # silent samples needed on each side of a cut between two pieces
+MIN_PIECE_SECONDS = 60.0  # shorter pieces cost more in process starts than they gain
+PIECES_PER_JOB = 4  # several pieces per job, so that unequal speeds even out
 
 # ISO 639-1 -> ISO 639-2/B, for the audio stream's language field of MP4 files.
 _ISO639_2 = {
@@ -81,6 +120,9 @@ class AssemblyOptions:
     subtitles: bool = True
     subtitle_formats: tuple[str, ...] = ("srt", "vtt")
     tags_extra: Mapping[str, str] = field(default_factory=dict)  # added to (and override) the tags
+    # ffmpeg processes encoding pieces of each file at once (m4b and m4a; other formats: 1).
+    # 1 = one ffmpeg streams the whole file. The result has the same timing either way.
+    encode_jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -132,11 +174,14 @@ class AssemblyResult:
 # --------------------------------------------------------------------------- pure layout
 
 
-def layout_book(plan: Plan, samples_of: Callable[[str], int]) -> tuple[ChapterLayout, ...]:
+def layout_book(
+    plan: Plan, samples_of: Callable[[str], int], pauses: Mapping[str, int] | None = None
+) -> tuple[ChapterLayout, ...]:
     """Lay out every non-empty chapter: each chunk's first sample, from per-chunk sample counts.
 
-    Chapters without chunks are skipped. Raises AssemblyError on a chunk id unknown to the plan or
-    when the plan holds no audio at all.
+    ``pauses`` (chunk id -> samples) overrides the planned pause after some chunks (the streaming
+    assembler's frame-aligned cuts). Chapters without chunks are skipped. Raises AssemblyError on a
+    chunk id unknown to the plan or when the plan holds no audio at all.
     """
     chunks = plan.chunk_map()
     rate = plan.sample_rate
@@ -152,7 +197,7 @@ def layout_book(plan: Plan, samples_of: Callable[[str], int]) -> tuple[ChapterLa
             if chunk is None:
                 raise AssemblyError(f"chapter {planned.index} lists chunk {cid} that the plan does not hold")
             n = samples_of(cid)
-            pause = ms_to_samples(chunk.pause_after_ms, rate)
+            pause = pauses[cid] if pauses and cid in pauses else ms_to_samples(chunk.pause_after_ms, rate)
             spans.append(ChunkSpan(chunk=chunk, start=pos, samples=n, pause=pause))
             pos += n + pause
         title = planned.title.strip() or f"Chapter {len(chapters) + 1}"
@@ -182,6 +227,33 @@ def split_parts(
     if current:
         parts.append(current)
     return tuple(tuple(p) for p in parts)
+
+
+def piece_bounds(
+    part: Sequence[ChapterLayout], jobs: int, rate: int, min_piece_seconds: float | None = None
+) -> tuple[int, ...]:
+    """Where to cut one output file into pieces for ``jobs`` parallel encoders.
+
+    Returns sample offsets from the file's start: 0, the cuts, then the file's length (so
+    ``(0, length)`` means one piece). A cut is a multiple of FRAME with JOIN_GUARD silent samples
+    on each side, inside the pause after a chunk. Pieces aim at ``1 / (jobs * PIECES_PER_JOB)`` of
+    the file, and at least ``min_piece_seconds`` (default MIN_PIECE_SECONDS). Pure.
+    """
+    offset = part[0].start
+    total = part[-1].end - offset
+    if jobs <= 1:
+        return (0, total)
+    min_s = MIN_PIECE_SECONDS if min_piece_seconds is None else min_piece_seconds
+    target = max(round(min_s * rate), -(-total // (jobs * PIECES_PER_JOB)), FRAME)
+    cuts = [0]
+    for chapter in part:
+        for span in chapter.spans:
+            silent_from = span.start - offset + span.samples
+            cut = (span.end - offset - JOIN_GUARD) // FRAME * FRAME  # the last frame start that fits
+            if cut - JOIN_GUARD < silent_from or cut - cuts[-1] < target or total - cut < target // 4:
+                continue
+            cuts.append(cut)
+    return (*cuts, total)
 
 
 def _iso639_2(language: str) -> str:
@@ -348,9 +420,8 @@ class _Job:
     parts: int
 
 
-def _encode_part(
-    job: _Job, part: Sequence[ChapterLayout], number: int, staging: _Staging, on_chunk: Callable[[], None]
-) -> PartResult:
+def _part_output(job: _Job, part: Sequence[ChapterLayout], number: int) -> tuple[Path, EncodeSpec]:
+    """The final path of one output file, and how to encode it (its ffmetadata file written)."""
     plan, rate = job.plan, job.plan.sample_rate
     fmt = output_format(job.options.format)
     final = _part_path(job.out_path, number, job.parts)
@@ -377,24 +448,13 @@ def _encode_part(
         cover_copy=job.cover_copy,
         stream_tags={"language": language} if fmt.cover == "mp4" and language else {},
     )
-    duration = (part[-1].end - offset) / rate
-    log.info("encoding %s (%d chapters, %.0f s)", final.name, len(part), duration)
-    with PcmEncoder(spec, staging.temp_for(final), label=final.name) as encoder:
-        for chapter in part:
-            for span in chapter.spans:
-                pcm = _read_pcm(span.chunk.id, job.read_chunk, rate)
-                if len(pcm) // 2 != span.samples:
-                    raise CorruptAudioError(
-                        f"chunk {span.chunk.id}: {len(pcm) // 2} samples, but {span.samples} were "
-                        "measured (non-canonical WAV header, or it changed meanwhile)",
-                        span.chunk.id,
-                    )
-                encoder.write(pcm)
-                del pcm
-                if span.pause:
-                    encoder.write(silence(span.chunk.pause_after_ms, rate))
-                on_chunk()
-        encoder.finish()
+    return final, spec
+
+
+def _finish_part(job: _Job, part: Sequence[ChapterLayout], final: Path, staging: _Staging) -> PartResult:
+    """Write the subtitles of one output file; its PartResult."""
+    rate = job.plan.sample_rate
+    offset = part[0].start
     sub_paths: list[Path] = []
     if job.options.subtitles:
         for kind in job.options.subtitle_formats:
@@ -405,7 +465,140 @@ def _encode_part(
     marks = tuple(
         ChapterMark(title=c.title, start=(c.start - offset) / rate, end=(c.end - offset) / rate) for c in part
     )
+    duration = (part[-1].end - offset) / rate
     return PartResult(path=final, duration=duration, chapters=marks, subtitles=tuple(sub_paths))
+
+
+def _encode_part(
+    job: _Job, part: Sequence[ChapterLayout], number: int, staging: _Staging, on_chunk: Callable[[], None]
+) -> PartResult:
+    rate = job.plan.sample_rate
+    fmt = output_format(job.options.format)
+    final, spec = _part_output(job, part, number)
+    offset = part[0].start
+    duration = (part[-1].end - offset) / rate
+    bounds = (0, part[-1].end - offset)
+    if job.options.encode_jobs > 1 and fmt.codec == "aac":
+        bounds = piece_bounds(part, job.options.encode_jobs, rate)
+    log.info(
+        "encoding %s (%d chapters, %.0f s%s)",
+        final.name,
+        len(part),
+        duration,
+        f", {len(bounds) - 1} pieces in {job.options.encode_jobs} processes" if len(bounds) > 2 else "",
+    )
+    if len(bounds) > 2:
+        _encode_pieces(job, part, bounds, spec, staging.temp_for(final), final.name, on_chunk)
+    else:
+        with PcmEncoder(spec, staging.temp_for(final), label=final.name) as encoder:
+            for chapter in part:
+                for span in chapter.spans:
+                    encoder.write(_checked_pcm(job, span))
+                    if span.pause:
+                        encoder.write(bytes(2 * span.pause))
+                    on_chunk()
+            encoder.finish()
+    return _finish_part(job, part, final, staging)
+
+
+def _checked_pcm(job: _Job, span: ChunkSpan) -> bytes:
+    pcm = _read_pcm(span.chunk.id, job.read_chunk, job.plan.sample_rate)
+    if len(pcm) // 2 != span.samples:
+        raise CorruptAudioError(
+            f"chunk {span.chunk.id}: {len(pcm) // 2} samples, but {span.samples} were "
+            "measured (non-canonical WAV header, or it changed meanwhile)",
+            span.chunk.id,
+        )
+    return pcm
+
+
+class _Cancelled(Exception):
+    """Another piece failed: this one stops early (never escapes _encode_pieces)."""
+
+
+def _encode_pieces(
+    job: _Job,
+    part: Sequence[ChapterLayout],
+    bounds: Sequence[int],
+    spec: EncodeSpec,
+    out: Path,
+    label: str,
+    on_chunk: Callable[[], None],
+) -> None:
+    """Encode ``part`` as pieces ``bounds`` in parallel ffmpeg processes, then join them into ``out``."""
+    offset = part[0].start
+    spans = [s for chapter in part for s in chapter.spans]
+    starts = [s.start - offset for s in spans]
+    pieces = len(bounds) - 1
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def chunk_done() -> None:
+        with lock:
+            on_chunk()
+
+    def encode_piece(k: int, path: Path) -> None:
+        lo, hi = bounds[k], bounds[k + 1]
+        piece_spec = EncodeSpec(
+            format=spec.format, sample_rate=spec.sample_rate, bitrate=spec.bitrate, muxer="adts"
+        )
+        with PcmEncoder(piece_spec, path, label=f"{label} (piece {k + 1} of {pieces})") as encoder:
+            for i in range(max(0, bisect.bisect_right(starts, lo) - 1), len(spans)):
+                if starts[i] >= hi:
+                    break
+                if stop.is_set():
+                    raise _Cancelled
+                span, start = spans[i], starts[i]
+                if lo <= start < hi:  # cuts lie in pauses: a chunk's speech is in one piece
+                    encoder.write(_checked_pcm(job, span))
+                    chunk_done()
+                quiet = min(start + span.samples + span.pause, hi) - max(start + span.samples, lo)
+                if quiet > 0:
+                    encoder.write(bytes(2 * quiet))
+            encoder.finish()
+
+    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.pieces-", dir=out.parent) as tmp:
+        paths = [Path(tmp) / f"{k:05d}.aac" for k in range(pieces)]
+        with ThreadPoolExecutor(max_workers=min(job.options.encode_jobs, pieces)) as pool:
+            futures = [pool.submit(encode_piece, k, paths[k]) for k in range(pieces)]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = any(f.exception() is not None for f in done)
+            except BaseException:  # interrupted: let the running pieces stop at their next chunk
+                failed = True
+                raise
+            finally:
+                if failed:
+                    stop.set()
+                    for f in futures:
+                        f.cancel()
+        for f in futures:
+            exc = None if f.cancelled() else f.exception()
+            if exc is not None and not isinstance(exc, _Cancelled):
+                raise exc
+        _join_pieces(spec, out, label, [(paths[k], bounds[k + 1] - bounds[k]) for k in range(pieces)])
+
+
+def _join_pieces(spec: EncodeSpec, out: Path, label: str, pieces: Sequence[tuple[Path, int]]) -> None:
+    """Mux ADTS ``pieces`` (path, samples), in order, into ``out`` with ``spec``'s tags, chapters, cover.
+
+    Every piece's frames are copied, the priming frame of each but the first dropped; the first
+    piece's priming stays and is hidden by the edit list, as in a serial encode. Each piece must
+    hold exactly its samples in whole frames plus the priming frame (else AssemblyError: a drift
+    is never silent). Piece files are removed once copied.
+    """
+    with PcmEncoder(replace(spec, input="adts", input_delay=FRAME), out, label=label) as muxer:
+        for k, (path, samples) in enumerate(pieces):
+            expected = -(-samples // FRAME) + 1
+            with path.open("rb") as fh:
+                frames = adts.copy_frames(fh, muxer.write, skip=1 if k else 0)
+            if frames != expected:
+                raise AssemblyError(
+                    f"ffmpeg's AAC encoder wrote {frames} frames for piece {k + 1} of {label}, "
+                    f"{expected} expected: encode with one process (encode_jobs=1)"
+                )
+            path.unlink()
+        muxer.finish()
 
 
 def assemble(
@@ -433,6 +626,8 @@ def assemble(
                 f"unknown subtitle format {kind!r}; choose from {', '.join(subs.SUBTITLE_KINDS)}"
             )
     rate = plan.sample_rate
+    if options.encode_jobs < 1:
+        raise ConfigError(f"encode_jobs must be at least 1, got {options.encode_jobs}")
     max_samples = None
     if options.split_hours is not None:
         if options.split_hours <= 0:
@@ -479,3 +674,262 @@ def assemble(
         subtitles=tuple(p for r in results for p in r.subtitles),
         parts=tuple(results),
     )
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+STREAM_CUT_PAUSE = 2 * JOIN_GUARD + FRAME // 2  # the shortest pause (samples) a streaming cut can sit in
+
+
+@dataclass
+class _StreamPiece:
+    """Consecutive chunks (whole batches) encoded together as soon as all of them are synthesised."""
+
+    index: int
+    chunks: tuple[Chunk, ...]
+    batches: set[str]  # batches not reported done yet
+    path: Path
+    samples: dict[str, int] = field(default_factory=dict)  # measured while encoding
+    tail: int = 0  # silence after the last chunk inside this piece (samples)
+    length: int = 0  # samples in all
+    submitted: bool = False
+
+
+class StreamingAssembler:
+    """Encodes an m4b/m4a while the book is being synthesised; ``finish()`` then only joins.
+
+    The book is cut into pieces of whole batches, at the pause after a batch's last chunk (when it is
+    at least STREAM_CUT_PAUSE samples long; shorter pauses keep the next batch in the same piece).
+    ``batch_done(id)`` is called as batches are synthesised (in any order); a piece whose batches
+    are all done is encoded at once, to raw AAC, in a background ffmpeg (at most
+    ``options.encode_jobs`` at a time). ``finish()`` encodes what is left, joins the pieces' frames
+    into the output with tags, chapters and cover (a stream copy), and writes the subtitles.
+
+    So that a piece can be encoded knowing only its own chunks, each piece starts JOIN_GUARD samples
+    into the pause that precedes it, and its last pause is stretched or shortened by at most half a
+    frame (512 samples, 23 ms at 22.05 kHz) so that the piece is a whole number of AAC frames. The
+    chapter marks and subtitle cues are computed from these real pause lengths, so they stay exact;
+    only the pauses at cuts differ from the plan by those few milliseconds.
+
+    Use ``StreamingAssembler.open(...)``: it returns None where streaming does not apply (a format
+    other than m4b/m4a, ``split_hours``, ``encode_jobs`` 1, or no pause to cut in): then call
+    ``assemble()`` after synthesis. On failure call ``abort()`` (or use it as a context manager).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        read_chunk: Callable[[str], bytes],
+        out_path: Path,
+        options: AssemblyOptions,
+        cover: Cover | None,
+        pieces: list[list[Chunk]],
+    ) -> None:
+        self.plan = plan
+        self.read_chunk = read_chunk
+        self.out_path = Path(out_path)
+        self.options = options
+        self.cover = cover
+        self._tmp = tempfile.TemporaryDirectory(
+            prefix=f".{self.out_path.stem}.pieces-", dir=self.out_path.parent
+        )
+        tmp = Path(self._tmp.name)
+        batch_of = {cid: b.id for b in plan.batches for cid in b.chunk_ids}
+        self._pieces = [
+            _StreamPiece(k, tuple(chunks), {batch_of.get(c.id, c.id) for c in chunks}, tmp / f"{k:05d}.aac")
+            for k, chunks in enumerate(pieces)
+        ]
+        self._by_batch: dict[str, list[_StreamPiece]] = {}
+        for piece in self._pieces:
+            for b in piece.batches:
+                self._by_batch.setdefault(b, []).append(piece)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, options.encode_jobs), thread_name_prefix="encode")
+        self._futures: list[Future[None]] = []
+        self._stop = threading.Event()
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        plan: Plan,
+        read_chunk: Callable[[str], bytes],
+        out_path: Path,
+        options: AssemblyOptions | None = None,
+        cover: Cover | None = None,
+    ) -> StreamingAssembler | None:
+        """A streaming assembler for ``plan``, or None where streaming does not apply."""
+        options = options or AssemblyOptions()
+        fmt = output_format(options.format)
+        if fmt.codec != "aac" or options.split_hours is not None or options.encode_jobs < 2:
+            return None
+        pieces = stream_pieces(plan)
+        if len(pieces) < 2:
+            return None
+        out_path = Path(out_path)
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AssemblyError(f"cannot create the output folder {out_path.parent}: {exc.strerror}") from exc
+        return cls(plan, read_chunk, out_path, options, cover, pieces)
+
+    @property
+    def pieces(self) -> int:
+        return len(self._pieces)
+
+    def batch_done(self, batch_id: str) -> None:
+        """Batch ``batch_id`` is synthesised (its audio in storage): encode the pieces it completes."""
+        for piece in self._by_batch.get(batch_id, ()):
+            piece.batches.discard(batch_id)
+            if not piece.batches:
+                self._submit(piece)
+
+    def _submit(self, piece: _StreamPiece) -> None:
+        if piece.submitted or self._closed:
+            return
+        piece.submitted = True
+        self._futures.append(self._pool.submit(self._encode, piece))
+
+    def _encode(self, piece: _StreamPiece) -> None:
+        rate = self.plan.sample_rate
+        last = piece.index == len(self._pieces) - 1
+        spec = EncodeSpec(
+            format=self.options.format, sample_rate=rate, bitrate=self.options.bitrate, muxer="adts"
+        )
+        label = f"{self.out_path.name} (piece {piece.index + 1} of {len(self._pieces)})"
+        with PcmEncoder(spec, piece.path, label=label) as encoder:
+            pos = JOIN_GUARD if piece.index else 0
+            if pos:
+                encoder.write(bytes(2 * pos))
+            for i, chunk in enumerate(piece.chunks):
+                if self._stop.is_set():
+                    raise _Cancelled
+                pcm = _read_pcm(chunk.id, self.read_chunk, rate)
+                encoder.write(pcm)
+                piece.samples[chunk.id] = len(pcm) // 2
+                pos += len(pcm) // 2
+                del pcm
+                pause = ms_to_samples(chunk.pause_after_ms, rate)
+                if i == len(piece.chunks) - 1:
+                    if not last:  # end on a frame boundary, JOIN_GUARD before the pause's planned end
+                        pause -= JOIN_GUARD
+                        rest = (pos + pause) % FRAME
+                        pause += -rest if rest <= FRAME // 2 else FRAME - rest
+                    piece.tail = pause
+                if pause:
+                    encoder.write(bytes(2 * pause))
+                pos += pause
+            encoder.finish()
+        piece.length = pos
+
+    def finish(self) -> AssemblyResult:
+        """Encode the pieces not encoded yet, wait for all, join them into the output; the result."""
+        if self._closed:
+            raise AssemblyError("the streaming assembler is closed")
+        try:
+            for piece in self._pieces:
+                self._submit(piece)
+            for future in list(self._futures):
+                future.result()
+            self._pool.shutdown(wait=True)
+            return self._join()
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._close()
+
+    def _join(self) -> AssemblyResult:
+        plan, rate = self.plan, self.plan.sample_rate
+        samples = {cid: n for piece in self._pieces for cid, n in piece.samples.items()}
+        pauses = {}
+        for piece in self._pieces:
+            guard = JOIN_GUARD if piece.index < len(self._pieces) - 1 else 0
+            pauses[piece.chunks[-1].id] = piece.tail + guard
+        chapters = layout_book(plan, samples.__getitem__, pauses)
+        total = chapters[-1].end - chapters[0].start
+        if total != sum(p.length for p in self._pieces):
+            raise AssemblyError(
+                f"the encoded pieces hold {sum(p.length for p in self._pieces)} samples, not {total}"
+            )
+        fmt = output_format(self.options.format)
+        staging = _Staging()
+        try:
+            with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-") as work:
+                workdir = Path(work)
+                cover_path, cover_copy = _cover_file(self.cover, fmt.cover, workdir)
+                job = _Job(
+                    plan, self.read_chunk, self.out_path, self.options, workdir, cover_path, cover_copy, 1
+                )
+                final, spec = _part_output(job, chapters, 1)
+                log.info(
+                    "joining %s (%d chapters, %.0f s, %d pieces)",
+                    final.name,
+                    len(chapters),
+                    total / rate,
+                    len(self._pieces),
+                )
+                _join_pieces(
+                    spec, staging.temp_for(final), final.name, [(p.path, p.length) for p in self._pieces]
+                )
+                part = _finish_part(job, chapters, final, staging)
+            staging.commit()
+        except BaseException:
+            staging.discard()
+            raise
+        _warn_stale_parts(self.out_path, {part.path})
+        return AssemblyResult(
+            outputs=(part.path,),
+            duration=part.duration,
+            chapters=part.chapters,
+            subtitles=part.subtitles,
+            parts=(part,),
+        )
+
+    def abort(self) -> None:
+        """Stop the encoders and remove the pieces (nothing is written to the output's name)."""
+        self._stop.set()
+        for future in self._futures:
+            future.cancel()
+        self._close()
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> StreamingAssembler:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self._close()
+
+
+def stream_pieces(plan: Plan) -> list[list[Chunk]]:
+    """The streaming assembler's pieces: runs of whole batches, cut where a pause is long enough. Pure.
+
+    A cut goes after a chunk that ends a batch (in reading order) when its pause is at least
+    STREAM_CUT_PAUSE samples; chapters without chunks are skipped.
+    """
+    chunks = plan.chunk_map()
+    batch_of = {cid: b.id for b in plan.batches for cid in b.chunk_ids}
+    order = [chunks[cid] for ch in plan.chapters for cid in ch.chunk_ids if cid in chunks]
+    pieces: list[list[Chunk]] = []
+    current: list[Chunk] = []
+    for i, chunk in enumerate(order):
+        current.append(chunk)
+        nxt = order[i + 1] if i + 1 < len(order) else None
+        if nxt is None:
+            break
+        ends_batch = batch_of.get(chunk.id, chunk.id) != batch_of.get(nxt.id, nxt.id)
+        if ends_batch and ms_to_samples(chunk.pause_after_ms, plan.sample_rate) >= STREAM_CUT_PAUSE:
+            pieces.append(current)
+            current = []
+    if current:
+        pieces.append(current)
+    return pieces

@@ -155,13 +155,32 @@ class EncodeSpec:
     cover_copy: bool = True  # False: re-encode the cover to JPEG
     stream_tags: Mapping[str, str] = field(default_factory=dict)  # on the audio stream (language=eng)
     extra_args: tuple[str, ...] = ()  # added before the output file
+    # What stdin carries: "pcm" (raw PCM, encoded with the format's codec) or "adts" (AAC frames in
+    # ADTS framing, copied as they are: the join of parallel-encoded pieces; AAC formats only).
+    input: str = "pcm"
+    input_delay: int = 0  # "adts": the encoder's priming samples at the start, hidden by an edit list
+    muxer: str = ""  # "" = the format's own container; "adts" = raw AAC frames (a piece of a book)
 
 
 def encode_command(ffmpeg: str, spec: EncodeSpec, out_path: Path) -> list[str]:
     """The ffmpeg command line that reads PCM from stdin and writes ``out_path``. Pure."""
     fmt = output_format(spec.format)
+    copy = spec.input == "adts"
+    if spec.input not in ("pcm", "adts") or (copy and fmt.codec != "aac"):
+        raise ConfigError(f"cannot encode {spec.format} from {spec.input!r} input")
     cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    cmd += ["-f", "s16le", "-ar", str(spec.sample_rate), "-ac", "1", "-i", "pipe:0"]
+    extra_out: list[str] = []
+    if copy:
+        if spec.input_delay:
+            # Start the stream before 0 by the priming samples: the MP4 muxer then writes an edit
+            # list that skips them, as when it encodes itself. Microseconds, exact to < 0.05 sample.
+            cmd += ["-itsoffset", f"-{round(spec.input_delay * 1_000_000 / spec.sample_rate)}us"]
+        cmd += ["-f", "aac", "-i", "pipe:0"]
+        # The ADTS demuxer counts time in 1/28224000 s: past 152 s the MP4 chapter track's times
+        # overflow (chapters come out garbled). Count in samples instead (exact for every AAC rate).
+        extra_out = ["-bsf:a", f"setts=time_base=1/{spec.sample_rate}"]
+    else:
+        cmd += ["-f", "s16le", "-ar", str(spec.sample_rate), "-ac", "1", "-i", "pipe:0"]
     inputs = 1
     meta_input = cover_input = None
     if spec.metadata_file is not None:
@@ -175,8 +194,8 @@ def encode_command(ffmpeg: str, spec: EncodeSpec, out_path: Path) -> list[str]:
         cmd += ["-map_metadata", str(meta_input), "-map_chapters", str(meta_input)]
     else:
         cmd += ["-map_metadata", "-1"]
-    cmd += ["-c:a", fmt.codec]
-    if fmt.lossy:
+    cmd += ["-c:a", "copy" if copy else fmt.codec, *extra_out]
+    if fmt.lossy and not copy:
         cmd += ["-b:a", spec.bitrate]
     for key, value in spec.stream_tags.items():
         if value:
@@ -190,15 +209,17 @@ def encode_command(ffmpeg: str, spec: EncodeSpec, out_path: Path) -> list[str]:
             cmd += ["-disposition:v:0", "attached_pic"]
     if fmt.cover == "id3":
         cmd += ["-id3v2_version", "3"]  # ID3v2.3 tags, APIC and CHAP frames
-    if fmt.muxer == "ipod":
+    muxer = spec.muxer or fmt.muxer
+    if muxer == "ipod":
         cmd += ["-movflags", "+faststart"]
     cmd += list(spec.extra_args)
-    cmd += ["-f", fmt.muxer, str(out_path)]
+    cmd += ["-f", muxer, str(out_path)]
     return cmd
 
 
 class PcmEncoder:
-    """A running ffmpeg that encodes PCM written to it; use as a context manager.
+    """A running ffmpeg that encodes PCM written to it (or copies AAC frames: ``EncodeSpec.input``);
+    use as a context manager.
 
     ``write()`` feeds PCM in blocks; ``finish()`` closes stdin, waits, and raises AssemblyError
     (with ffmpeg's last stderr lines) on failure. Leaving the ``with`` block on an exception kills
