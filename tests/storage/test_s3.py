@@ -399,5 +399,5 @@ def test_no_credentials_anywhere_is_a_user_error(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with pytest.raises(UserError, match="no S3 credentials.*AWS_ACCESS_KEY_ID"):
+    with pytest.raises(UserError, match=r"no S3 credentials.*AWS_ACCESS_KEY_ID"):
         open_s3_storage(s3_bucket, endpoint_url=s3_server.url, region=s3_server.region)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 import time
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
