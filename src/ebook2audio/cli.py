@@ -54,6 +54,10 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chapters", help="convert only these chapters, as numbered by `inspect`: e.g. 1-3,7")
     p.add_argument("--batch-chars", type=int, help="characters per task (default 1200)")
     p.add_argument("--granularity", choices=["sentence", "chapter"], help="task size (default sentence)")
+    p.add_argument(
+        "--encode-jobs", type=int, metavar="N",
+        help="ffmpeg processes encoding m4b/m4a pieces while synthesis runs (default: one per core; 1 = serial)",
+    )  # fmt: skip
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
 
 
