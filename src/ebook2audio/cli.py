@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
 
     conv = sub.add_parser("convert", help="convert a book to an audiobook (rerun the same command to resume)")
-    conv.add_argument("book", type=Path, help="EPUB, PDF, DOCX, ODT, RTF, MOBI/AZW3, FB2, HTML, Markdown or TXT")
+    conv.add_argument(
+        "book", type=Path, help="EPUB, PDF, DOCX, ODT, RTF, MOBI/AZW3, FB2, HTML, Markdown or TXT"
+    )
     _convert_flags(conv)
     _distributed_flags(conv)
 
@@ -183,19 +185,8 @@ def _check_output_dir(out: Path) -> None:
 
 
 def _summary(reporter: Any, result: Any) -> None:
-    def hms(s: float) -> str:
-        s = round(s)
-        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-    for out in result.outputs:
-        reporter.message(f"wrote {out}")
-    for sub in result.subtitles:
-        reporter.message(f"wrote {sub}")
-    reporter.message(
-        f"done: {hms(result.duration)} of audio, {result.chapters} chapters, {result.chunks_total} sentences "
-        f"({result.chunks_synthesized} synthesised, {result.chunks_skipped} resumed) in {hms(result.wall_seconds)} "
-        f"wall time: {result.realtime_factor:.1f}x real time"
-    )
+    for line in result.summary():
+        reporter.message(line)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -113,11 +113,6 @@ def run_worker_command(args: argparse.Namespace) -> int:
     return run_worker(ds, loglevel="DEBUG" if getattr(args, "debug", False) else "INFO")
 
 
-def _hms(s: float) -> str:
-    s = round(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def run_coordinator(args: argparse.Namespace) -> int:
     """``convert --distributed``: the embedded pipeline with shared storage and Celery workers."""
     from .config import load_settings
@@ -148,13 +143,6 @@ def run_coordinator(args: argparse.Namespace) -> int:
         result = convert(book, settings, reporter, storage=storage, executor_factory=factory)
     finally:
         app.close()
-    for out in result.outputs:
-        reporter.message(f"wrote {out}")
-    for sub in result.subtitles:
-        reporter.message(f"wrote {sub}")
-    reporter.message(
-        f"done: {_hms(result.duration)} of audio, {result.chapters} chapters, {result.chunks_total} sentences "
-        f"({result.chunks_synthesized} synthesised, {result.chunks_skipped} resumed) in {_hms(result.wall_seconds)} "
-        f"wall time: {result.realtime_factor:.1f}x real time"
-    )
+    for line in result.summary():
+        reporter.message(line)
     return 0

@@ -76,6 +76,21 @@ class ConvertResult:
     def realtime_factor(self) -> float:
         return self.duration / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
+    def summary(self) -> list[str]:
+        """What the CLI prints at the end: the files written, then one line of totals."""
+
+        def hms(s: float) -> str:
+            t = round(s)
+            return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+        lines = [f"wrote {path}" for path in (*self.outputs, *self.subtitles)]
+        lines.append(
+            f"done: {hms(self.duration)} of audio, {self.chapters} chapters, {self.chunks_total} sentences "
+            f"({self.chunks_synthesized} synthesised, {self.chunks_skipped} resumed) in {hms(self.wall_seconds)} "
+            f"wall time: {self.realtime_factor:.1f}x real time"
+        )
+        return lines
+
 
 def book_session_id(path: Path) -> str:
     """Derived from the book's bytes, so rerunning the same command finds the same job."""

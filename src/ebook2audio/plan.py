@@ -73,32 +73,26 @@ def make_plan(
             )
         )
 
+    def add_text(chapter: int, text: str, last_pause: int, out: list[Chunk]) -> None:
+        """Each sentence of ``text`` as chunks; the last one gets ``last_pause``, the others a sentence pause."""
+        segs = segment_paragraph(text, language, info.max_chars)
+        for j, seg in enumerate(segs):
+            add(
+                chapter,
+                seg.spoken,
+                seg.display,
+                last_pause if j == len(segs) - 1 else opts.pauses.sentence_ms,
+                out,
+            )
+
     for chapter in book.chapters:
         ci = len(chapters)
         mine: list[Chunk] = []
         if opts.speak_titles and chapter.title.strip():
-            segs = segment_paragraph(chapter.title, language, info.max_chars)
-            for j, seg in enumerate(segs):
-                last = j == len(segs) - 1
-                add(
-                    ci,
-                    seg.spoken,
-                    seg.display,
-                    opts.pauses.title_ms if last else opts.pauses.sentence_ms,
-                    mine,
-                )
+            add_text(ci, chapter.title, opts.pauses.title_ms, mine)
         body_start = len(mine)
         for paragraph in chapter.paragraphs:
-            segs = segment_paragraph(paragraph, language, info.max_chars)
-            for j, seg in enumerate(segs):
-                last = j == len(segs) - 1
-                add(
-                    ci,
-                    seg.spoken,
-                    seg.display,
-                    opts.pauses.paragraph_ms if last else opts.pauses.sentence_ms,
-                    mine,
-                )
+            add_text(ci, paragraph, opts.pauses.paragraph_ms, mine)
         if len(mine) == body_start:
             continue  # a chapter with nothing speakable is skipped, not fatal
         last_chunk = mine[-1]
