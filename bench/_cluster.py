@@ -81,6 +81,23 @@ class Worker:
             return 0
         return text.count("succeeded in")
 
+    def task_log(self) -> list[tuple[float, float]]:
+        """(end time as a Unix timestamp, seconds inside the task) of each task done, from the log."""
+        import datetime as dt
+        import re
+
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        out = []
+        for stamp, secs in re.findall(
+            r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)[^\n]*?succeeded in ([0-9.]+)s", text
+        ):
+            when = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            out.append((when, float(secs)))
+        return out
+
 
 class Cluster:
     """Workers (one process each, concurrency 1) sharing ``storage`` through Redis ``redis``."""

@@ -180,8 +180,13 @@ class TreeSampler:
                 try:
                     cmdline = tuple(p.cmdline())
                     parent = p.parent()
-                    if p.pid != self.root_pid and parent is not None and tuple(parent.cmdline()) == cmdline:
-                        continue  # forked, not yet exec'd (subprocess start): a copy of its parent
+                    if (
+                        p.pid != self.root_pid
+                        and parent is not None
+                        and tuple(parent.cmdline()) == cmdline
+                        and time.time() - p.create_time() < 1.0
+                    ):
+                        continue  # just forked, probably about to exec (a subprocess starting): not yet
                     hwm, rss = _vm_hwm(p.pid)
                 except (psutil.Error, OSError):
                     continue

@@ -51,10 +51,13 @@ class Result:
     assembly: float
     tasks: list[int]
     coord_cpu: float
+    cluster_cpu: float
     others: float
+    in_tasks: float  # mean seconds a worker spent inside tasks
+    end_spread: float  # seconds between the first and the last worker's last task end
 
 
-def plan_stats(book: Path, granularity: str, batch_chars: int) -> tuple[int, int, int]:
+def plan_stats(book: Path, granularity: str, batch_chars: int, parallel: int = 1) -> tuple[int, int, int]:
     """(characters the sim engine will sleep on, chunks, batches) for ``book``."""
     from ebook2audio.config import Settings
     from ebook2audio.ingest import read_book
@@ -64,7 +67,7 @@ def plan_stats(book: Path, granularity: str, batch_chars: int) -> tuple[int, int
     settings = Settings(engine="sim", granularity=granularity, batch_chars=batch_chars)
     b = read_book(book)
     spec, info = resolve(b, settings)
-    plan = make_plan(b, info, spec, "stats", plan_options(settings))
+    plan = make_plan(b, info, spec, "stats", plan_options(settings, parallel))
     return sum(len(ch.text) for ch in plan.chunks), len(plan.chunks), len(plan.batches)
 
 
@@ -83,6 +86,7 @@ def one_run(
     out = Path(tempfile.mkdtemp(prefix="out-", dir=tmp))
     speeds = [w.ms_per_char for w in cluster.workers]
     before = [w.tasks_done() for w in cluster.workers]
+    logs_before = [len(w.task_log()) for w in cluster.workers]
     c.wait_quiet(quiet)
     run = _cluster.run_coordinator(
         book,
@@ -95,6 +99,9 @@ def one_run(
     )
     time.sleep(0.5)  # let the workers' last log lines land
     tasks = [w.tasks_done() - b for w, b in zip(cluster.workers, before, strict=True)]
+    done = [w.task_log()[n:] for w, n in zip(cluster.workers, logs_before, strict=True)]
+    ends = [max(t for t, _ in d) for d in done if d]
+    in_tasks = sum(s for d in done for _, s in d) / max(1, len(done))
     m_synth = run.mark("synthesising") or 0.0
     m_conn = run.mark("connected") or m_synth
     m_asm = run.mark("assembling") or run.wall
@@ -112,7 +119,10 @@ def one_run(
         assembly=run.wall - m_asm,
         tasks=tasks,
         coord_cpu=run.cpu,
+        cluster_cpu=run.cluster_cpu,
         others=run.others,
+        in_tasks=in_tasks,
+        end_spread=max(ends) - min(ends) if ends else 0.0,
     )
     print(
         f"{label}: {res.wall:.1f} s (ideal {res.ideal:.1f} s; start {res.start:.1f}, workers {res.dispatch:.1f}, "
@@ -154,6 +164,7 @@ def main() -> None:
         sentences = bookgen.generate(book, scale)
         chars, chunks, batches = plan_stats(book, "sentence", args.batch_chars)
         _, _, chapter_tasks = plan_stats(book, "chapter", args.batch_chars)
+        split_counts = {n: plan_stats(book, "sentence", args.batch_chars, n)[2] for n in counts}
         print(
             f"book: {sentences} sentences, {chunks} chunks, {chars} characters, {batches} batches", flush=True
         )
@@ -238,7 +249,9 @@ def main() -> None:
                 f"{1 - r.ideal / r.wall:.1%}",
                 f"{r.start:.1f} / {r.dispatch:.1f} / {r.synthesis:.1f} / {r.assembly:.1f}",
                 ", ".join(map(str, r.tasks)),
-                f"{r.coord_cpu:.1f}",
+                f"{r.in_tasks:.1f}",
+                f"{r.end_spread:.2f}",
+                f"{r.coord_cpu:.1f} / {r.cluster_cpu:.1f}",
                 f"{r.others:.2f}",
             ]
         )
@@ -269,7 +282,9 @@ def main() -> None:
         [
             f"book: generated, 12 chapters of {min(bookgen.scaled_sizes(scale))} to {max(bookgen.scaled_sizes(scale))} "
             f"sentences ({sentences} in all; {chunks} chunks with the titles, {chars} characters); "
-            f"{batches} sentence batches of <= {args.batch_chars} characters, or {chapter_tasks} chapter tasks",
+            f"{batches} sentence batches of <= {args.batch_chars} characters, the last ones split for N workers "
+            f"({', '.join(f'{n}: {k}' for n, k in split_counts.items())}), "
+            f"or {chapter_tasks} chapter tasks",
             f"sim engine: {ms:g} ms per character (sleeps, no CPU); real redis-server on localhost; real "
             "`ebook2audio worker` processes (concurrency 1), shared storage: a local directory; output m4b",
             "phases (s): start (ingest + plan) / workers (ping + dispatch) / synthesis / assembly; "
@@ -287,7 +302,9 @@ def main() -> None:
             "non-synthesis share",
             "phases s",
             "tasks per worker",
-            "coordinator CPU s",
+            "in tasks s (mean per worker)",
+            "last-task end spread s",
+            "CPU s: coordinator (+ffmpeg) / workers + Redis",
             "other jobs' cores",
         ],
         rows,

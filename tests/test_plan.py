@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from ebook2audio.model import Book, Chapter, Metadata, Plan, VoiceSpec
-from ebook2audio.plan import PlanOptions, dispatch_order, make_plan
+from ebook2audio.model import Batch, Book, Chapter, Metadata, Plan, VoiceSpec
+from ebook2audio.plan import PlanOptions, dispatch_order, make_plan, split_tail
 
 from .fakes import FAKE_INFO
 
@@ -82,3 +83,74 @@ def test_plan_json_round_trip() -> None:
 
     again = Plan.from_json(json.loads(json.dumps(plan.to_json())))
     assert again == plan
+
+
+def _long_book(chapters: int = 6) -> Book:
+    """Chapters of very different lengths, sentences of varied sizes (like bench/bookgen.py)."""
+    out = []
+    for ci in range(chapters):
+        paragraphs = []
+        for p in range(5 + 17 * ci):
+            paragraphs.append(
+                " ".join(
+                    f"Sentence {w} of paragraph {p} in chapter {ci} says {'more ' * ((w * 7 + p) % 9)}things."
+                    for w in range(4)
+                )
+            )
+        out.append(Chapter(f"Chapter {ci + 1}", tuple(paragraphs)))
+    return Book(metadata=Metadata(title="L", authors=("A",), language="en"), chapters=tuple(out))
+
+
+def _makespan(batches: Sequence[Batch], workers: int) -> float:
+    """Greedy list scheduling in dispatch order (what a queue with prefetch 1 does): the finish time."""
+    free = [0.0] * workers
+    for b in dispatch_order(batches):
+        i = free.index(min(free))
+        free[i] += b.chars
+    return max(free)
+
+
+def test_split_tail_regroups_sentences_and_shrinks_the_end() -> None:
+    book = _long_book()
+    base = make_plan(book, FAKE_INFO, VoiceSpec(engine="fake"), "s", PlanOptions(parallel=1))
+    sizes = {c.id: len(c.text) for c in base.chunks}
+    longest = max(sizes.values())
+    for workers in (2, 4, 8):
+        plan = make_plan(book, FAKE_INFO, VoiceSpec(engine="fake"), "s", PlanOptions(parallel=workers))
+        # the same chunks, chapters and reading order: only the grouping changes
+        assert plan.chunks == base.chunks and plan.chapters == base.chapters
+        assert [i for b in plan.batches for i in b.chunk_ids] == [c.id for c in base.chunks]
+        assert all(len({plan.chunk_map()[i].chapter for i in b.chunk_ids}) == 1 for b in plan.batches)
+        assert all(b.chars == sum(sizes[i] for i in b.chunk_ids) for b in plan.batches)
+        assert len(plan.batches) > len(base.batches)
+        # the guided rule holds at every step of the dispatch order, and the end is single sentences
+        remaining = sum(sizes.values())
+        order = dispatch_order(plan.batches)
+        for b in order:
+            assert len(b.chunk_ids) == 1 or b.chars <= remaining / (2.0 * workers)
+            remaining -= b.chars
+        assert all(len(b.chunk_ids) == 1 for b in order[-workers:])
+        # what it is for: the last worker ends within one sentence of a perfect share
+        ideal = sum(sizes.values()) / workers
+        assert _makespan(plan.batches, workers) <= ideal + longest
+        assert _makespan(base.batches, workers) > ideal + longest  # (without the split, it does not)
+    # stable: the same book and options give the same batches
+    again = make_plan(book, FAKE_INFO, VoiceSpec(engine="fake"), "s", PlanOptions(parallel=8))
+    assert (
+        again.batches
+        == make_plan(book, FAKE_INFO, VoiceSpec(engine="fake"), "s", PlanOptions(parallel=8)).batches
+    )
+    # chapter granularity is never split (one task a chapter is what it measures)
+    chap = make_plan(
+        book, FAKE_INFO, VoiceSpec(engine="fake"), "s", PlanOptions(granularity="chapter", parallel=8)
+    )
+    assert len(chap.batches) == len(chap.chapters)
+
+
+def test_halve_splits_by_characters_at_a_sentence_boundary() -> None:
+    sizes = {"a": 10, "b": 10, "c": 30, "d": 5}
+    halves = split_tail([Batch("x", 0, ("a", "b", "c", "d"), 55)], sizes.__getitem__, parallel=2, depth=100)
+    assert [b.chunk_ids for b in halves] == [(i,) for i in "abcd"]
+    assert split_tail([Batch("x", 0, ("a", "b", "c", "d"), 55)], sizes.__getitem__, parallel=1) == [
+        Batch("x", 0, ("a", "b", "c", "d"), 55)
+    ]

@@ -140,7 +140,9 @@ def run_coordinator(args: argparse.Namespace) -> int:
         return DistributedExecutor(app, ds, store, notify=reporter.message)
 
     try:
-        result = convert(book, settings, reporter, storage=storage, executor_factory=factory)
+        result = convert(
+            book, settings, reporter, storage=storage, executor_factory=factory, parallel=ds.num_workers
+        )
     finally:
         app.close()
     for line in result.summary():

@@ -131,7 +131,9 @@ def resolve(
     return spec, resolve_voice(spec, env)
 
 
-def plan_options(settings: Settings) -> PlanOptions:
+def plan_options(settings: Settings, parallel: int | None = None) -> PlanOptions:
+    """The planning options of ``settings``; ``parallel``: the workers sharing the batches
+    (default: the embedded pool's size)."""
     return PlanOptions(
         pauses=Pauses(
             sentence_ms=settings.sentence_pause_ms,
@@ -141,6 +143,7 @@ def plan_options(settings: Settings) -> PlanOptions:
         ),
         batch_chars=settings.batch_chars,
         granularity=settings.granularity,
+        parallel=parallel or settings.effective_workers,
     )
 
 
@@ -169,7 +172,13 @@ def convert(
     storage: Storage | None = None,
     executor_factory: ExecutorFactory = local_executor,
     env: Mapping[str, str] | None = None,
+    parallel: int | None = None,
 ) -> ConvertResult:
+    """Read, plan, synthesise (with ``executor_factory``'s executor) and assemble one book.
+
+    ``parallel``: how many workers share the batches (shapes the plan's last batches; default: the
+    embedded pool's size).
+    """
     rep = reporter or QuietReporter()
     t_start = time.perf_counter()
     book = read_book(book_path)
@@ -185,7 +194,7 @@ def convert(
 
     session = settings.session or book_session_id(book_path)
     store = storage or LocalStorage(settings.work_dir)
-    plan = make_plan(book, info, spec, session, plan_options(settings))
+    plan = make_plan(book, info, spec, session, plan_options(settings, parallel))
     if not plan.chunks:
         raise UserError(f"{book_path.name}: nothing to read aloud")
     save_plan(store, plan)
@@ -216,7 +225,14 @@ def convert(
         return store.get_bytes(chunk_key(session, cid))
 
     # m4b/m4a with 2+ encode jobs: pieces of the book are encoded while the rest is synthesised.
-    streaming = StreamingAssembler.open(plan, read_chunk, out_path, options, cover=book.cover)
+    streaming = StreamingAssembler.open(
+        plan,
+        read_chunk,
+        out_path,
+        options,
+        cover=book.cover,
+        chunk_sizes=lambda cid: store.size(chunk_key(session, cid)),
+    )
     try:
         if streaming is not None:
             for b in plan.batches:

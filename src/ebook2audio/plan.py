@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .engines.base import EngineInfo
@@ -32,6 +32,8 @@ class PlanOptions:
     batch_chars: int = 1200  # about 80 s of speech: seconds to tens of seconds of work per batch
     granularity: str = "sentence"  # "sentence" (batches of sentences) or "chapter" (one batch a chapter)
     speak_titles: bool = True
+    parallel: int = 1  # workers the batches will be shared among: > 1 splits the tail (split_tail)
+    tail_depth: float = 2.0
 
 
 def chunk_id(voice_key: str, text: str, occurrence: int) -> str:
@@ -107,6 +109,9 @@ def make_plan(
         chapters.append(PlannedChapter(index=ci, title=chapter.title, chunk_ids=tuple(c.id for c in mine)))
         chunks.extend(mine)
         batches.extend(_batches(ci, mine, opts))
+    if opts.granularity == "sentence":
+        sizes = {c.id: len(c.text) for c in chunks}
+        batches = split_tail(batches, sizes.__getitem__, opts.parallel, opts.tail_depth)
 
     return Plan(
         session=session,
@@ -142,6 +147,52 @@ def _batches(chapter: int, chunks: list[Chunk], opts: PlanOptions) -> list[Batch
             Batch(id=_batch_id(ids), chapter=chapter, chunk_ids=ids, chars=sum(len(c.text) for c in g))
         )
     return out
+
+
+def split_tail(
+    batches: list[Batch], chars: Callable[[str], int], parallel: int, depth: float = 2.0
+) -> list[Batch]:
+    """``batches`` with the last ones in dispatch order cut smaller, so that ``parallel`` workers end together.
+
+    Workers take batches longest first; the work left when one of them takes its last batch is the
+    imbalance at the end (up to a whole batch: seconds to tens of seconds). Guided self-scheduling:
+    walking the dispatch order with R the characters not yet taken (this batch's included), a batch
+    larger than R / (depth x parallel) is halved (by characters, at a sentence boundary) until none
+    is, so the batches shrink toward the end, down to single sentences. Splitting only regroups
+    sentences: chunk ids, audio and chapters are unchanged. Returned in reading order. Pure.
+    """
+    if parallel < 2 or depth <= 0:
+        return list(batches)
+    out = list(batches)
+    while True:
+        remaining = sum(b.chars for b in out)
+        target = None
+        for b in dispatch_order(out):
+            if b.chars > remaining / (depth * parallel) and len(b.chunk_ids) > 1:
+                target = b
+                break
+            remaining -= b.chars
+        if target is None:
+            return out
+        i = out.index(target)
+        out[i : i + 1] = _halve(target, chars)
+
+
+def _halve(batch: Batch, chars: Callable[[str], int]) -> list[Batch]:
+    """``batch`` as two batches of consecutive sentences, as close to half its characters each as can be."""
+    sizes = [chars(c) for c in batch.chunk_ids]
+    total = sum(sizes)
+    best, best_gap, run = 1, total, 0
+    for k in range(1, len(sizes)):
+        run += sizes[k - 1]
+        gap = abs(2 * run - total)
+        if gap < best_gap:
+            best, best_gap = k, gap
+    halves = (batch.chunk_ids[:best], batch.chunk_ids[best:])
+    return [
+        Batch(id=_batch_id(ids), chapter=batch.chapter, chunk_ids=ids, chars=sum(map(chars, ids)))
+        for ids in halves
+    ]
 
 
 def dispatch_order(batches: Iterable[Batch]) -> list[Batch]:

@@ -227,7 +227,9 @@ def test_streaming_assembler_encodes_as_batches_finish(tmp_path: Path) -> None:
         StreamingAssembler.open(book.plan, book.read_chunk, out, AssemblyOptions("mp3", encode_jobs=2))
         is None
     )
-    sa = StreamingAssembler.open(book.plan, book.read_chunk, out, AssemblyOptions(encode_jobs=2))
+    sa = StreamingAssembler.open(
+        book.plan, book.read_chunk, out, AssemblyOptions(encode_jobs=2), chunk_sizes=book.size
+    )
     assert sa is not None and sa.pieces == len(book.plan.batches)
     order = [b.id for b in book.plan.batches]
     random.Random(3).shuffle(order)
@@ -266,6 +268,19 @@ def test_streaming_assembler_abort_and_errors(tmp_path: Path) -> None:
         sa.batch_done(book.plan.batches[0].id)
         sa.abort()
     assert [p.name for p in tmp_path.iterdir()] == ["b.m4b"] and out.read_bytes() == b"old"
+    # a chunk whose size (what the marks are computed from) disagrees with its audio
+    other = book.plan.chapters[0].chunk_ids[1]
+    sa = StreamingAssembler.open(
+        book.plan,
+        book.read_chunk,
+        out,
+        AssemblyOptions(encode_jobs=2),
+        chunk_sizes=lambda cid: book.size(cid) + (2048 if cid == other else 0),
+    )
+    with pytest.raises(AssemblyError, match=other):
+        sa.finish()
+    assert [p.name for p in tmp_path.iterdir()] == ["b.m4b"] and out.read_bytes() == b"old"
+    # a truncated chunk, without sizes
     bad = book.plan.chapters[2].chunk_ids[1]
     book.wavs[bad] = book.wavs[bad][:-10]
     sa = StreamingAssembler.open(book.plan, book.read_chunk, out, AssemblyOptions(encode_jobs=2))

@@ -55,7 +55,7 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -579,8 +579,10 @@ def _encode_pieces(
         _join_pieces(spec, out, label, [(paths[k], bounds[k + 1] - bounds[k]) for k in range(pieces)])
 
 
-def _join_pieces(spec: EncodeSpec, out: Path, label: str, pieces: Sequence[tuple[Path, int]]) -> None:
+def _join_pieces(spec: EncodeSpec, out: Path, label: str, pieces: Iterable[tuple[Path, int]]) -> None:
     """Mux ADTS ``pieces`` (path, samples), in order, into ``out`` with ``spec``'s tags, chapters, cover.
+
+    ``pieces`` may be lazy (a piece still being encoded is waited for as the join reaches it).
 
     Every piece's frames are copied, the priming frame of each but the first dropped; the first
     piece's priming stays and is hidden by the edit list, as in a serial encode. Each piece must
@@ -693,7 +695,34 @@ class _StreamPiece:
     samples: dict[str, int] = field(default_factory=dict)  # measured while encoding
     tail: int = 0  # silence after the last chunk inside this piece (samples)
     length: int = 0  # samples in all
-    submitted: bool = False
+    future: Future[None] | None = None  # its encoding, once submitted
+
+
+def _stream_tail(pos: int, pause: int, last: bool) -> int:
+    """The silence that closes a streaming piece holding ``pos`` samples before it.
+
+    The planned ``pause``, less the JOIN_GUARD samples that open the next piece, stretched or
+    shortened by at most FRAME // 2 so that the piece is a whole number of frames; the book's last
+    piece keeps its pause as it is.
+    """
+    if last:
+        return pause
+    pause -= JOIN_GUARD
+    rest = (pos + pause) % FRAME
+    return pause - rest if rest <= FRAME // 2 else pause + FRAME - rest
+
+
+def _stream_shape(piece: _StreamPiece, samples: Sequence[int], pieces: int, rate: int) -> tuple[int, int]:
+    """(tail, length) of ``piece`` for its chunks' sample counts ``samples``. Pure."""
+    pos = JOIN_GUARD if piece.index else 0
+    tail = 0
+    for i, (chunk, n) in enumerate(zip(piece.chunks, samples, strict=True)):
+        pos += n
+        pause = ms_to_samples(chunk.pause_after_ms, rate)
+        if i == len(piece.chunks) - 1:
+            pause = tail = _stream_tail(pos, pause, piece.index == pieces - 1)
+        pos += pause
+    return tail, pos
 
 
 class StreamingAssembler:
@@ -725,9 +754,11 @@ class StreamingAssembler:
         options: AssemblyOptions,
         cover: Cover | None,
         pieces: list[list[Chunk]],
+        chunk_sizes: Callable[[str], int | None] | None = None,
     ) -> None:
         self.plan = plan
         self.read_chunk = read_chunk
+        self.chunk_sizes = chunk_sizes
         self.out_path = Path(out_path)
         self.options = options
         self.cover = cover
@@ -745,7 +776,6 @@ class StreamingAssembler:
             for b in piece.batches:
                 self._by_batch.setdefault(b, []).append(piece)
         self._pool = ThreadPoolExecutor(max_workers=max(1, options.encode_jobs), thread_name_prefix="encode")
-        self._futures: list[Future[None]] = []
         self._stop = threading.Event()
         self._closed = False
 
@@ -757,8 +787,13 @@ class StreamingAssembler:
         out_path: Path,
         options: AssemblyOptions | None = None,
         cover: Cover | None = None,
+        chunk_sizes: Callable[[str], int | None] | None = None,
     ) -> StreamingAssembler | None:
-        """A streaming assembler for ``plan``, or None where streaming does not apply."""
+        """A streaming assembler for ``plan``, or None where streaming does not apply.
+
+        ``chunk_sizes(id)`` (a chunk's WAV size, like ``Storage.size``) lets ``finish()`` lay the book
+        out and start the final join before the last pieces are encoded.
+        """
         options = options or AssemblyOptions()
         fmt = output_format(options.format)
         if fmt.codec != "aac" or options.split_hours is not None or options.encode_jobs < 2:
@@ -771,7 +806,7 @@ class StreamingAssembler:
             out_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AssemblyError(f"cannot create the output folder {out_path.parent}: {exc.strerror}") from exc
-        return cls(plan, read_chunk, out_path, options, cover, pieces)
+        return cls(plan, read_chunk, out_path, options, cover, pieces, chunk_sizes)
 
     @property
     def pieces(self) -> int:
@@ -785,10 +820,8 @@ class StreamingAssembler:
                 self._submit(piece)
 
     def _submit(self, piece: _StreamPiece) -> None:
-        if piece.submitted or self._closed:
-            return
-        piece.submitted = True
-        self._futures.append(self._pool.submit(self._encode, piece))
+        if piece.future is None and not self._closed:
+            piece.future = self._pool.submit(self._encode, piece)
 
     def _encode(self, piece: _StreamPiece) -> None:
         rate = self.plan.sample_rate
@@ -811,11 +844,7 @@ class StreamingAssembler:
                 del pcm
                 pause = ms_to_samples(chunk.pause_after_ms, rate)
                 if i == len(piece.chunks) - 1:
-                    if not last:  # end on a frame boundary, JOIN_GUARD before the pause's planned end
-                        pause -= JOIN_GUARD
-                        rest = (pos + pause) % FRAME
-                        pause += -rest if rest <= FRAME // 2 else FRAME - rest
-                    piece.tail = pause
+                    pause = piece.tail = _stream_tail(pos, pause, last)
                 if pause:
                     encoder.write(bytes(2 * pause))
                 pos += pause
@@ -823,15 +852,16 @@ class StreamingAssembler:
         piece.length = pos
 
     def finish(self) -> AssemblyResult:
-        """Encode the pieces not encoded yet, wait for all, join them into the output; the result."""
+        """Encode the pieces not encoded yet and join all of them into the output; the result.
+
+        With ``chunk_sizes`` the join starts at once and takes the pieces in order as they are
+        encoded; without, it waits for every piece first.
+        """
         if self._closed:
             raise AssemblyError("the streaming assembler is closed")
         try:
             for piece in self._pieces:
                 self._submit(piece)
-            for future in list(self._futures):
-                future.result()
-            self._pool.shutdown(wait=True)
             return self._join()
         except BaseException:
             self.abort()
@@ -841,17 +871,46 @@ class StreamingAssembler:
 
     def _join(self) -> AssemblyResult:
         plan, rate = self.plan, self.plan.sample_rate
-        samples = {cid: n for piece in self._pieces for cid, n in piece.samples.items()}
-        pauses = {}
+        if self.chunk_sizes is None:
+            for piece in self._pieces:
+                assert piece.future is not None
+                piece.future.result()
+            measure: Callable[[str], int] = {
+                c: n for p in self._pieces for c, n in p.samples.items()
+            }.__getitem__
+        else:
+            measure = _measure(plan, self.read_chunk, self.chunk_sizes)
+        samples: dict[str, int] = {}
+        pauses: dict[str, int] = {}
+        shapes: list[tuple[int, int]] = []
         for piece in self._pieces:
+            counts = [measure(c.id) for c in piece.chunks]
+            samples.update(zip((c.id for c in piece.chunks), counts, strict=True))
+            tail, length = _stream_shape(piece, counts, len(self._pieces), rate)
+            shapes.append((tail, length))
             guard = JOIN_GUARD if piece.index < len(self._pieces) - 1 else 0
-            pauses[piece.chunks[-1].id] = piece.tail + guard
+            pauses[piece.chunks[-1].id] = tail + guard
         chapters = layout_book(plan, samples.__getitem__, pauses)
         total = chapters[-1].end - chapters[0].start
-        if total != sum(p.length for p in self._pieces):
-            raise AssemblyError(
-                f"the encoded pieces hold {sum(p.length for p in self._pieces)} samples, not {total}"
-            )
+        if total != sum(length for _, length in shapes):
+            raise AssemblyError(f"the pieces hold {sum(x for _, x in shapes)} samples, not {total}")
+
+        def ready(k: int) -> tuple[Path, int]:
+            """Piece ``k`` once encoded, checked against the layout the chapter marks come from."""
+            piece = self._pieces[k]
+            assert piece.future is not None
+            piece.future.result()
+            for c in piece.chunks:
+                if piece.samples.get(c.id) != samples[c.id]:
+                    raise CorruptAudioError(
+                        f"chunk {c.id}: {piece.samples.get(c.id)} samples encoded, but {samples[c.id]} were "
+                        "measured (non-canonical WAV header, or it changed meanwhile)",
+                        c.id,
+                    )
+            if piece.length != shapes[k][1]:
+                raise AssemblyError(f"piece {k + 1}: {piece.length} samples encoded, {shapes[k][1]} planned")
+            return piece.path, piece.length
+
         fmt = output_format(self.options.format)
         staging = _Staging()
         try:
@@ -869,9 +928,7 @@ class StreamingAssembler:
                     total / rate,
                     len(self._pieces),
                 )
-                _join_pieces(
-                    spec, staging.temp_for(final), final.name, [(p.path, p.length) for p in self._pieces]
-                )
+                _join_pieces(spec, staging.temp_for(final), final.name, map(ready, range(len(self._pieces))))
                 part = _finish_part(job, chapters, final, staging)
             staging.commit()
         except BaseException:
@@ -889,8 +946,9 @@ class StreamingAssembler:
     def abort(self) -> None:
         """Stop the encoders and remove the pieces (nothing is written to the output's name)."""
         self._stop.set()
-        for future in self._futures:
-            future.cancel()
+        for piece in self._pieces:
+            if piece.future is not None:
+                piece.future.cancel()
         self._close()
 
     def _close(self) -> None:

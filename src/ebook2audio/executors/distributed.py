@@ -288,9 +288,10 @@ def check_redis(ds: DistributedSettings, client: Any | None = None) -> None:
 class Timing:
     """The coordinator's clocks, in seconds (tests shorten them)."""
 
-    poll: float = 0.5  # result backend polls
+    poll: float = 0.25  # result backend polls
     liveness: float = 2.0  # worker pings
     ping_timeout: float = 1.0
+    full_ping_every: int = 5  # every 5th ping waits the whole timeout (finds new workers)
     dead_after: float = 6.0  # a worker silent this long is dead
     lost_grace: float = 6.0  # a never-started task older than this, with the queue empty, is lost
     retry_grace: float = 300.0
@@ -333,8 +334,10 @@ class DistributedExecutor:
             self._client.close()
             self._client = None
 
-    def ping_workers(self) -> set[str]:
-        replies = self.app.control.ping(timeout=self.timing.ping_timeout) or []
+    def ping_workers(self, expect: int | None = None) -> set[str]:
+        """The workers that answer a ping within ``ping_timeout``; with ``expect``, returns as soon as
+        that many have answered (others may exist: only a full ping finds newcomers)."""
+        replies = self.app.control.ping(timeout=self.timing.ping_timeout, limit=expect) or []
         alive = {name for reply in replies for name in reply}
         now = self.clock()
         for name in alive:
@@ -373,7 +376,7 @@ class DistributedExecutor:
         deadline = self.clock() + self.settings.worker_timeout
         said = -1
         while True:
-            alive = self.ping_workers()
+            alive = self.ping_workers(expect=want)
             if len(alive) >= want:
                 self.notify(
                     f"{len(alive)} worker{'s' if len(alive) > 1 else ''} connected: {', '.join(sorted(alive))}"
@@ -497,13 +500,20 @@ class DistributedExecutor:
         no_worker_since: float | None = None
         outage_since: float | None = None
         known: set[str] = set(self._last_seen)
+        pings = 0
         while tracks:
             now = self.clock()
             try:
                 cursor = self._poll(plan, tracks, finished, cursor)
                 if now >= next_live:
                     next_live = now + tm.liveness
-                    alive = self.ping_workers()
+                    # A full ping (the whole timeout) every few checks finds workers that joined, and
+                    # whenever a batch is held by a worker not known yet; between them, the ping returns
+                    # as soon as every known worker has answered, so that results are not read late.
+                    pings += 1
+                    holders = {t.holder for t in tracks.values() if t.state == "STARTED" and t.holder}
+                    full = (pings - 1) % tm.full_ping_every == 0 or not known or not holders <= known
+                    alive = self.ping_workers(expect=None if full else len(known))
                     for name in sorted(alive - known):
                         self.notify(f"worker {name} joined")
                     for name in sorted(known - alive):
