@@ -135,8 +135,12 @@ def test_dockerfiles() -> None:
     assert re.search(r"^USER ebook2audio$", cpu, re.M)
     assert 'ENTRYPOINT ["ebook2audio"]' in cpu
     cuda = (ROOT / "docker" / "Dockerfile.cuda").read_text(encoding="utf-8")
-    assert re.search(r"^FROM nvidia/cuda:12[^ ]*-runtime", cuda, re.M)
-    assert "onnxruntime-gpu" in cuda and re.search(r"^USER ebook2audio$", cuda, re.M)
+    # onnxruntime-gpu >= 1.31 links CUDA 13 (libcudart.so.13): the base image must be CUDA 13, and
+    # the build checks with ldd that the CUDA provider finds its libraries.
+    assert re.search(r"^FROM nvidia/cuda:13\.[^ ]*-cudnn-runtime", cuda, re.M)
+    assert re.search(r'^ARG ONNXRUNTIME_GPU="onnxruntime-gpu>=1\.31', cuda, re.M)
+    assert "libonnxruntime_providers_cuda.so" in cuda and "ldd" in cuda
+    assert re.search(r"^USER ebook2audio$", cuda, re.M)
     # Every file the images copy exists.
     for text in (cpu, cuda):
         for line in re.findall(r"^COPY (.+) \S+$", text, re.M):
