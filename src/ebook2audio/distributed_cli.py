@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,15 @@ def run_coordinator(args: argparse.Namespace) -> int:
     """``convert --distributed``: the embedded pipeline with shared storage and Celery workers."""
     from .config import load_settings
     from .executors.celery_app import make_celery_app
-    from .executors.distributed import DistributedExecutor, check_redis
-    from .pipeline import convert
+    from .executors.distributed import (
+        DistributedExecutor,
+        RedisUnavailableError,
+        check_redis,
+        connection_errors,
+        redis_client,
+    )
+    from .executors.session_lock import SessionLock
+    from .pipeline import book_session_id, convert
     from .progress import RichReporter
 
     flags = _flags(args)
@@ -139,12 +147,32 @@ def run_coordinator(args: argparse.Namespace) -> int:
     def factory(store: Any, info: Any, s: Any) -> DistributedExecutor:
         return DistributedExecutor(app, ds, store, notify=reporter.message)
 
+    # One coordinator per session: a second one on the same book would overwrite the plan, and the
+    # first to finish would delete the audio the other is assembling.
+    session = settings.session or book_session_id(book)
+    lock_client = redis_client(ds)
+    lock = SessionLock(lock_client, session, notify=reporter.message)
     try:
-        result = convert(
-            book, settings, reporter, storage=storage, executor_factory=factory, parallel=ds.num_workers
-        )
+        try:
+            lock.acquire()
+        except connection_errors() as exc:
+            raise RedisUnavailableError(
+                f"lost Redis at {ds.redis_endpoint} ({exc.__class__.__name__})"
+            ) from None
+        try:
+            result = convert(
+                book,
+                replace(settings, session=session),
+                reporter,
+                storage=storage,
+                executor_factory=factory,
+                parallel=ds.num_workers,
+            )
+        finally:
+            lock.release()
     finally:
         app.close()
+        lock_client.close()
     for line in result.summary():
         reporter.message(line)
     return 0
