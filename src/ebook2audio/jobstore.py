@@ -70,5 +70,25 @@ def chunk_done(storage: Storage, session: str, chunk_id: str) -> bool:
 
 
 def done_chunks(storage: Storage, plan: Plan) -> set[str]:
-    """Ids of the plan's chunks whose audio is stored and whole."""
-    return {c.id for c in plan.chunks if chunk_done(storage, plan.session, c.id)}
+    """Ids of the plan's chunks whose audio is stored and whole.
+
+    A storage that can list sizes (S3: ``sizes(prefix)``, one request per 1,000 keys) is listed once
+    instead of asked for each chunk's size; every chunk found is still checked by its header.
+    """
+    listing = getattr(storage, "sizes", None)
+    if listing is None:
+        return {c.id for c in plan.chunks if chunk_done(storage, plan.session, c.id)}
+    sizes: dict[str, int] = listing(f"{plan.session}/chunks/")
+    out = set()
+    for c in plan.chunks:
+        key = chunk_key(plan.session, c.id)
+        size = sizes.get(key)
+        if size is None or size < WAV_HEADER:
+            continue
+        try:
+            head = storage.get_head(key, WAV_HEADER)
+        except (FileNotFoundError, KeyError):
+            continue
+        if header_ok(head, size):
+            out.add(c.id)
+    return out

@@ -401,3 +401,41 @@ def test_no_credentials_anywhere_is_a_user_error(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(UserError, match=r"no S3 credentials.*AWS_ACCESS_KEY_ID"):
         open_s3_storage(s3_bucket, endpoint_url=s3_server.url, region=s3_server.region)
+
+
+def test_done_chunks_lists_once_instead_of_a_request_per_chunk(s3_server: S3Server, s3_bucket: str) -> None:
+    """On S3 the done-check lists the session's chunks (one request a page), then reads the header of
+    each chunk found; it never asks for missing chunks one by one, and gives what chunk_done gives."""
+    base = s3(s3_server, s3_bucket, prefix="cluster")
+    st = S3Storage(base.client, s3_bucket, prefix="cluster", endpoint_url=s3_server.url, page_size=7)
+    ids = [f"{i:02x}{i:04d}" for i in range(30)]
+    plan = Plan(
+        session="big",
+        voice=VoiceSpec(engine="fake"),
+        sample_rate=8000,
+        chapters=(PlannedChapter(index=0, title="One", chunk_ids=tuple(ids)),),
+        chunks=tuple(
+            Chunk(id=i, chapter=0, index=k, text="x", display="x", pause_after_ms=0)
+            for k, i in enumerate(ids)
+        ),
+        batches=(Batch(id="b", chapter=0, chunk_ids=tuple(ids), chars=30),),
+        metadata=Metadata(title="T"),
+    )
+    whole = _wav()
+    for i in ids[:12]:
+        st.put_bytes(chunk_key("big", i), whole)
+    st.put_bytes(chunk_key("big", ids[12]), whole[:-10])  # truncated
+    st.put_bytes(chunk_key("other", ids[14]), whole)  # another session's audio does not count
+    calls: dict[str, int] = {}
+
+    def count(event_name: str, **_: object) -> None:
+        op = event_name.rsplit(".", 1)[-1]
+        calls[op] = calls.get(op, 0) + 1
+
+    st.client.meta.events.register("before-call.s3", count)
+    done = done_chunks(st, plan)
+    assert done == set(ids[:12])
+    assert calls.get("HeadObject", 0) == 0
+    assert calls["ListObjectsV2"] == 2  # 13 objects under the session's prefix, 7 a page
+    assert calls["GetObject"] == 13  # the header of each chunk found
+    assert done == {i for i in ids if chunk_done(st, "big", i)}

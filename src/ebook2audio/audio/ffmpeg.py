@@ -392,7 +392,9 @@ def probe(path: Path) -> ProbeResult:
                 chapters=chapters,
                 tags=tags,
                 has_cover=has_cover,
-                codec=audio.codec_context.name.removesuffix("float") if audio is not None else "",  # mp3float -> mp3
+                codec=audio.codec_context.name.removesuffix("float")
+                if audio is not None
+                else "",  # mp3float -> mp3
                 sample_rate=int(audio.sample_rate or 0) if audio is not None else 0,
                 streams=tuple(s.type for s in container.streams),
             )

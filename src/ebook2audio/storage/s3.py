@@ -231,6 +231,24 @@ class S3Storage:
         except self._errors() as exc:
             raise self._translate(exc, f"list {prefix!r} in") from exc
 
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """{key: size} of every object under ``prefix``: one request per page of keys (a listing),
+        where ``size()`` costs a request per key."""
+        full = self.prefix + prefix
+        cut = len(self.prefix)
+        out: dict[str, int] = {}
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(
+                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    out[obj["Key"][cut:]] = int(obj["Size"])
+        except self._errors() as exc:
+            raise self._translate(exc, f"list {prefix!r} in") from exc
+        return out
+
     def delete(self, key: str) -> None:
         name = self._object(key)
         try:
