@@ -217,7 +217,8 @@ class S3Storage:
     def exists(self, key: str) -> bool:
         return self.size(key) is not None
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def _objects(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object under ``prefix``, a page of keys per request."""
         full = self.prefix + prefix
         cut = len(self.prefix)
         try:
@@ -227,27 +228,18 @@ class S3Storage:
             )
             for page in pages:
                 for obj in page.get("Contents", ()):
-                    yield obj["Key"][cut:]
+                    yield obj["Key"][cut:], int(obj["Size"])
         except self._errors() as exc:
             raise self._translate(exc, f"list {prefix!r} in") from exc
+
+    def list(self, prefix: str) -> Iterator[str]:
+        for key, _size in self._objects(prefix):
+            yield key
 
     def sizes(self, prefix: str) -> dict[str, int]:
         """{key: size} of every object under ``prefix``: one request per page of keys (a listing),
         where ``size()`` costs a request per key."""
-        full = self.prefix + prefix
-        cut = len(self.prefix)
-        out: dict[str, int] = {}
-        try:
-            paginator = self.client.get_paginator("list_objects_v2")
-            pages = paginator.paginate(
-                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
-            )
-            for page in pages:
-                for obj in page.get("Contents", ()):
-                    out[obj["Key"][cut:]] = int(obj["Size"])
-        except self._errors() as exc:
-            raise self._translate(exc, f"list {prefix!r} in") from exc
-        return out
+        return dict(self._objects(prefix))
 
     def delete(self, key: str) -> None:
         name = self._object(key)
