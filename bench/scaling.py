@@ -174,59 +174,25 @@ def main() -> None:
         logs = tmp / "logs"
         logs.mkdir()
         cluster = _cluster.Cluster(redis, storage, logs)
+
+        def run(label: str, granularity: str) -> None:
+            results.append(
+                one_run(label, book, redis, cluster, tmp, granularity, args.batch_chars, chars, quiet)
+            )
+
         try:
             for n in counts:
                 cluster.start([ms] * (n - len(cluster.workers)))
                 ready = cluster.wait_ready()
                 print(f"{n} workers ready ({ready:.1f} s)", flush=True)
-                results.append(
-                    one_run(
-                        f"{n} workers", book, redis, cluster, tmp, "sentence", args.batch_chars, chars, quiet
-                    )
-                )
+                run(f"{n} workers", "sentence")
             n = len(cluster.workers)
-            results.append(
-                one_run(
-                    f"{n} workers, chapters",
-                    book,
-                    redis,
-                    cluster,
-                    tmp,
-                    "chapter",
-                    args.batch_chars,
-                    chars,
-                    quiet,
-                )
-            )
+            run(f"{n} workers, chapters", "chapter")
             cluster.stop_worker(cluster.workers[-1].name)
             cluster.start([2 * ms])
             cluster.wait_ready()
-            results.append(
-                one_run(
-                    f"{n} workers, one 2x slower",
-                    book,
-                    redis,
-                    cluster,
-                    tmp,
-                    "sentence",
-                    args.batch_chars,
-                    chars,
-                    quiet,
-                )
-            )
-            results.append(
-                one_run(
-                    f"{n} workers, one 2x slower, chapters",
-                    book,
-                    redis,
-                    cluster,
-                    tmp,
-                    "chapter",
-                    args.batch_chars,
-                    chars,
-                    quiet,
-                )
-            )
+            run(f"{n} workers, one 2x slower", "sentence")
+            run(f"{n} workers, one 2x slower, chapters", "chapter")
         finally:
             cluster.stop()
             redis.close()

@@ -57,9 +57,8 @@ def header_ok(head: bytes, size: int) -> bool:
     return riff_size == size - 8 and data_size == size - WAV_HEADER
 
 
-def chunk_done(storage: Storage, session: str, chunk_id: str) -> bool:
-    key = chunk_key(session, chunk_id)
-    size = storage.size(key)
+def _whole(storage: Storage, key: str, size: int | None) -> bool:
+    """The blob ``key`` of ``size`` bytes (None: missing) is a WAV whose header says that size."""
     if size is None or size < WAV_HEADER:
         return False
     try:
@@ -69,26 +68,28 @@ def chunk_done(storage: Storage, session: str, chunk_id: str) -> bool:
     return header_ok(head, size)
 
 
-def done_chunks(storage: Storage, plan: Plan) -> set[str]:
-    """Ids of the plan's chunks whose audio is stored and whole.
+def chunk_done(storage: Storage, session: str, chunk_id: str) -> bool:
+    key = chunk_key(session, chunk_id)
+    return _whole(storage, key, storage.size(key))
+
+
+def stored_chunk_sizes(storage: Storage, plan: Plan) -> dict[str, int]:
+    """{id: size in bytes} of the plan's chunks whose audio is stored and whole.
 
     A storage that can list sizes (S3: ``sizes(prefix)``, one request per 1,000 keys) is listed once
     instead of asked for each chunk's size; every chunk found is still checked by its header.
     """
     listing = getattr(storage, "sizes", None)
-    if listing is None:
-        return {c.id for c in plan.chunks if chunk_done(storage, plan.session, c.id)}
-    sizes: dict[str, int] = listing(f"{plan.session}/chunks/")
-    out = set()
+    listed: dict[str, int] | None = listing(f"{plan.session}/chunks/") if listing is not None else None
+    out: dict[str, int] = {}
     for c in plan.chunks:
         key = chunk_key(plan.session, c.id)
-        size = sizes.get(key)
-        if size is None or size < WAV_HEADER:
-            continue
-        try:
-            head = storage.get_head(key, WAV_HEADER)
-        except (FileNotFoundError, KeyError):
-            continue
-        if header_ok(head, size):
-            out.add(c.id)
+        size = listed.get(key) if listed is not None else storage.size(key)
+        if size is not None and _whole(storage, key, size):
+            out[c.id] = size
     return out
+
+
+def done_chunks(storage: Storage, plan: Plan) -> set[str]:
+    """Ids of the plan's chunks whose audio is stored and whole (see stored_chunk_sizes)."""
+    return set(stored_chunk_sizes(storage, plan))

@@ -18,7 +18,7 @@ from .engines.registry import resolve_voice
 from .errors import SynthesisError, UserError
 from .executors.base import Executor
 from .ingest import read_book
-from .jobstore import chunk_key, done_chunks, save_cover, save_plan
+from .jobstore import chunk_key, done_chunks, save_cover, save_plan, stored_chunk_sizes
 from .model import BatchResult, Book, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
 from .storage.base import Storage
@@ -224,14 +224,12 @@ def convert(
     def read_chunk(cid: str) -> bytes:
         return store.get_bytes(chunk_key(session, cid))
 
+    # Each chunk's WAV size, filled by the done-check after synthesis: assembly lays the book out
+    # from it (and reads no storage metadata again).
+    wav_sizes: dict[str, int] = {}
     # m4b/m4a with 2+ encode jobs: pieces of the book are encoded while the rest is synthesised.
     streaming = StreamingAssembler.open(
-        plan,
-        read_chunk,
-        out_path,
-        options,
-        cover=book.cover,
-        chunk_sizes=lambda cid: store.size(chunk_key(session, cid)),
+        plan, read_chunk, out_path, options, cover=book.cover, chunk_sizes=wav_sizes.get
     )
     try:
         if streaming is not None:
@@ -240,13 +238,13 @@ def convert(
                     streaming.batch_done(b.id)
         rep.synthesis_started(plan, done)
         t_synth = time.perf_counter()
-        sizes = {b.id: len(b.chunk_ids) for b in plan.batches}
+        batch_sizes = {b.id: len(b.chunk_ids) for b in plan.batches}
         synthesized = 0
 
         def on_batch(result: BatchResult) -> None:
             nonlocal synthesized
             synthesized += len(result.chunks)
-            rep.batch_done(result, sizes.get(result.batch_id, len(result.chunks) + result.skipped))
+            rep.batch_done(result, batch_sizes.get(result.batch_id, len(result.chunks) + result.skipped))
             if streaming is not None:
                 streaming.batch_done(result.batch_id)
 
@@ -261,7 +259,10 @@ def convert(
         rep.synthesis_finished()
         synth_wall = time.perf_counter() - t_synth
 
-        now_done = done_chunks(store, plan)  # once: calling it per chunk was quadratic in the book's length
+        wav_sizes.update(
+            stored_chunk_sizes(store, plan)
+        )  # once: per chunk was quadratic in the book's length
+        now_done = set(wav_sizes)
         # Made during this run, whoever made them (a duplicate or a task left queued by an earlier run).
         synthesized = len(now_done - done)
         missing = [c.id for c in plan.chunks if c.id not in now_done]
@@ -278,7 +279,7 @@ def convert(
                 out_path,
                 options,
                 cover=book.cover,
-                chunk_sizes=lambda cid: store.size(chunk_key(session, cid)) or 0,
+                chunk_sizes=wav_sizes.get,
             )
     except BaseException:
         if streaming is not None:
