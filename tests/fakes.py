@@ -15,7 +15,7 @@ class FakeEngine:
         self.device = "cpu"
         self.calls: list[str] = []
 
-    def synthesize(self, text: str) -> bytes:
+    def synthesize(self, text: str, *, seed: int | None = None) -> bytes:
         self.calls.append(text)
         return b"\x10\x00" * (80 * len(text))
 

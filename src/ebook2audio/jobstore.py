@@ -57,7 +57,7 @@ def header_ok(head: bytes, size: int) -> bool:
     return riff_size == size - 8 and data_size == size - WAV_HEADER
 
 
-def _whole(storage: Storage, key: str, size: int | None) -> bool:
+def chunk_whole(storage: Storage, key: str, size: int | None) -> bool:
     """The blob ``key`` of ``size`` bytes (None: missing) is a WAV whose header says that size."""
     if size is None or size < WAV_HEADER:
         return False
@@ -70,7 +70,7 @@ def _whole(storage: Storage, key: str, size: int | None) -> bool:
 
 def chunk_done(storage: Storage, session: str, chunk_id: str) -> bool:
     key = chunk_key(session, chunk_id)
-    return _whole(storage, key, storage.size(key))
+    return chunk_whole(storage, key, storage.size(key))
 
 
 def stored_chunk_sizes(storage: Storage, plan: Plan) -> dict[str, int]:
@@ -85,7 +85,7 @@ def stored_chunk_sizes(storage: Storage, plan: Plan) -> dict[str, int]:
     for c in plan.chunks:
         key = chunk_key(plan.session, c.id)
         size = listed.get(key) if listed is not None else storage.size(key)
-        if size is not None and _whole(storage, key, size):
+        if size is not None and chunk_whole(storage, key, size):
             out[c.id] = size
     return out
 

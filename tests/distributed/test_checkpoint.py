@@ -129,12 +129,12 @@ class OomOnce(FakeEngine):
         self.fail_at = fail_at
         self.failed = False
 
-    def synthesize(self, text: str) -> bytes:
+    def synthesize(self, text: str, *, seed: int | None = None) -> bytes:
         if not self.failed and len(self.calls) == self.fail_at:
             self.failed = True
             self.calls.append("<oom>")
             raise CudaOutOfMemoryError("CUDA out of memory")
-        return super().synthesize(text)
+        return super().synthesize(text, seed=seed)
 
 
 def _chunks(n: int) -> list[Chunk]:

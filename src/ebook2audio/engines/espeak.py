@@ -274,7 +274,7 @@ class EspeakEngine:
             library.select(info.voice, self.rate_wpm)  # fails now, not on the first chunk
         self._library = library
 
-    def synthesize(self, text: str) -> bytes:
+    def synthesize(self, text: str, *, seed: int | None = None) -> bytes:
         """16-bit LE mono PCM at 22050 Hz for ``text``; b"" for text with nothing to say."""
         if self._closed:
             raise SynthesisError("the espeak-ng engine is closed")

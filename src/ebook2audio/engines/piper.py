@@ -296,7 +296,7 @@ class PiperEngine:
             raise SynthesisError("the Piper engine is closed")
         return self._voice.session
 
-    def synthesize(self, text: str) -> bytes:
+    def synthesize(self, text: str, *, seed: int | None = None) -> bytes:
         """16-bit LE mono PCM for ``text``: piper's per-sentence audio concatenated, no added silence."""
         if self._voice is None:
             raise SynthesisError("the Piper engine is closed")

@@ -71,7 +71,7 @@ class SimEngine:
         text = text.strip()
         return round(len(text) * SECONDS_PER_CHAR / self.speed * self.info.sample_rate) if text else 0
 
-    def synthesize(self, text: str) -> bytes:
+    def synthesize(self, text: str, *, seed: int | None = None) -> bytes:
         import numpy as np
 
         if self._closed:

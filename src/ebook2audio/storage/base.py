@@ -17,6 +17,13 @@ class Storage(Protocol):
         """Write ``data`` under ``key`` atomically: readers see the old blob, or the whole new one."""
         ...
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        """Write ``data`` under ``key`` only if no blob is there yet (first writer wins, atomically).
+
+        True when this call wrote it, False when a blob already existed (it is left untouched).
+        """
+        ...
+
     def get_bytes(self, key: str) -> bytes: ...
 
     def get_head(self, key: str, n: int) -> bytes:

@@ -169,6 +169,25 @@ class S3Storage:
         except self._errors() as exc:
             raise self._translate(exc, "write", key) from exc
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        """A conditional PUT (``If-None-Match: *``): S3 refuses it when the object exists."""
+        from botocore.exceptions import ClientError
+
+        name = self._object(key)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=name, Body=data, ContentLength=len(data), IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                return False
+            raise self._translate(exc, "write", key) from exc
+        except self._errors() as exc:
+            raise self._translate(exc, "write", key) from exc
+        return True
+
     def get_bytes(self, key: str) -> bytes:
         name = self._object(key)
         try:
