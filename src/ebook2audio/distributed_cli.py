@@ -125,7 +125,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
         connection_errors,
         redis_client,
     )
-    from .executors.session_lock import SessionLock
+    from .executors.session_lock import RedisLocks
     from .pipeline import book_session_id, convert
     from .progress import RichReporter
 
@@ -144,21 +144,16 @@ def run_coordinator(args: argparse.Namespace) -> int:
     reporter.message(f"distributed: Redis {ds.redis_display}, shared storage {storage.describe()}")
     app = make_celery_app(ds)
 
-    def factory(store: Any, info: Any, s: Any) -> DistributedExecutor:
-        return DistributedExecutor(app, ds, store, notify=reporter.message)
-
-    # One coordinator per session: a second one on the same book would overwrite the plan, and the
-    # first to finish would delete the audio the other is assembling.
-    session = settings.session or book_session_id(book)
+    # One coordinator per session: the Redis lock, held for the whole run (RedisLocks); a coordinator
+    # that loses it stops at once (the executor's loop and the pipeline check it).
     lock_client = redis_client(ds)
-    lock = SessionLock(lock_client, session, notify=reporter.message)
+    locks = RedisLocks(lock_client, notify=reporter.message)
+
+    def factory(store: Any, info: Any, s: Any) -> DistributedExecutor:
+        return DistributedExecutor(app, ds, store, notify=reporter.message, check_lock=locks.check)
+
+    session = settings.session or book_session_id(book)
     try:
-        try:
-            lock.acquire()
-        except connection_errors() as exc:
-            raise RedisUnavailableError(
-                f"lost Redis at {ds.redis_endpoint} ({exc.__class__.__name__})"
-            ) from None
         try:
             result = convert(
                 book,
@@ -167,9 +162,12 @@ def run_coordinator(args: argparse.Namespace) -> int:
                 storage=storage,
                 executor_factory=factory,
                 parallel=ds.num_workers,
+                locks=locks,
             )
-        finally:
-            lock.release()
+        except connection_errors() as exc:
+            raise RedisUnavailableError(
+                f"lost Redis at {ds.redis_endpoint} ({exc.__class__.__name__})"
+            ) from None
     finally:
         app.close()
         lock_client.close()

@@ -1,6 +1,7 @@
 """Where a conversion's state lives in Storage: the plan, the cover, and one WAV blob per chunk.
 
-``<session>/plan.json``, ``<session>/cover``, ``<session>/chunks/<id[:2]>/<id>.wav``. Storage is the
+``<session>/plans/<job>.json`` (one per conversion of the book: see job.py), ``<session>/cover``,
+``<session>/chunks/<id[:2]>/<id>.wav`` (shared by the session's jobs). Storage is the
 truth about what is done: a chunk is done when its blob exists and its WAV header matches its size.
 """
 
@@ -15,8 +16,13 @@ from .storage.base import Storage
 WAV_HEADER = 44
 
 
-def plan_key(session: str) -> str:
-    return f"{session}/plan.json"
+def plans_prefix(session: str) -> str:
+    return f"{session}/plans/"
+
+
+def plan_key(session: str, job: str = "") -> str:
+    """Where a job's plan lives (``job`` empty: the single-plan layout of earlier versions)."""
+    return f"{plans_prefix(session)}{job}.json" if job else f"{session}/plan.json"
 
 
 def cover_key(session: str) -> str:
@@ -28,11 +34,11 @@ def chunk_key(session: str, chunk_id: str) -> str:
 
 
 def save_plan(storage: Storage, plan: Plan) -> None:
-    storage.put_bytes(plan_key(plan.session), json.dumps(plan.to_json(), ensure_ascii=False).encode())
+    storage.put_bytes(plan_key(plan.session, plan.job), json.dumps(plan.to_json(), ensure_ascii=False).encode())
 
 
-def load_plan(storage: Storage, session: str) -> Plan:
-    return Plan.from_json(json.loads(storage.get_bytes(plan_key(session))))
+def load_plan(storage: Storage, session: str, job: str = "") -> Plan:
+    return Plan.from_json(json.loads(storage.get_bytes(plan_key(session, job))))
 
 
 def save_cover(storage: Storage, session: str, cover: Cover) -> None:

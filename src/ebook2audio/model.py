@@ -118,6 +118,7 @@ class Plan:
     batches: tuple[Batch, ...]
     metadata: Metadata = field(default_factory=Metadata)
     engine: EngineInfo | None = None  # the voice resolved by the coordinator: workers load exactly this
+    job: str = ""  # the conversion this plan belongs to (job.py): its key in storage
 
     def chunk_map(self) -> dict[str, Chunk]:
         return {c.id: c for c in self.chunks}
@@ -143,6 +144,7 @@ class Plan:
             ),
             metadata=Metadata(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in md.items()}),
             engine=EngineInfo(**data["engine"]) if data.get("engine") else None,
+            job=str(data.get("job") or ""),
         )
 
 

@@ -11,14 +11,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from .audio.assemble import AssemblyOptions, StreamingAssembler, assemble
+from .audio.assemble import AssemblyOptions, AssemblyResult, StreamingAssembler, assemble
 from .config import Settings, parse_chapter_selection
 from .engines.base import EngineInfo
 from .engines.registry import resolve_voice
 from .errors import SynthesisError, UserError
 from .executors.base import Executor
 from .ingest import read_book
-from .jobstore import chunk_key, done_chunks, save_cover, save_plan, stored_chunk_sizes
+from .job import FileLocks, Job, JobLocks, check_session_id
+from .jobstore import chunk_key, save_cover, stored_chunk_sizes
 from .model import BatchResult, Book, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
 from .storage.base import Storage
@@ -173,11 +174,13 @@ def convert(
     executor_factory: ExecutorFactory = local_executor,
     env: Mapping[str, str] | None = None,
     parallel: int | None = None,
+    locks: JobLocks | None = None,
 ) -> ConvertResult:
     """Read, plan, synthesise (with ``executor_factory``'s executor) and assemble one book.
 
     ``parallel``: how many workers share the batches (shapes the plan's last batches; default: the
-    embedded pool's size).
+    embedded pool's size). ``locks``: who else may work on this book (default: file locks in the work
+    directory; the distributed coordinator passes its Redis lock).
     """
     rep = reporter or QuietReporter()
     t_start = time.perf_counter()
@@ -192,27 +195,63 @@ def convert(
         )
     rep.message(f"voice: {info.engine} {info.voice} ({info.language}, {info.sample_rate} Hz)")
 
-    session = settings.session or book_session_id(book_path)
+    session = check_session_id(settings.session) if settings.session else book_session_id(book_path)
     store = storage or LocalStorage(settings.work_dir)
+    if locks is None:
+        if not isinstance(store, LocalStorage):
+            raise UserError("a conversion on shared storage needs the coordinator's lock")
+        locks = FileLocks(store.root)
     plan = make_plan(book, info, spec, session, plan_options(settings, parallel))
     if not plan.chunks:
         raise UserError(f"{book_path.name}: nothing to read aloud")
-    save_plan(store, plan)
-    if book.cover is not None:
-        save_cover(store, session, book.cover)
-
-    done = done_chunks(store, plan)
-    pending = [b for b in plan.batches if any(cid not in done for cid in b.chunk_ids)]
-    rep.message(
-        f"session {session}: {len(plan.chapters)} chapters, {len(plan.chunks)} sentences"
-        + (f", {len(done)} already done" if done else "")
-    )
     out_dir = settings.output_dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
     out_path = out_dir / f"{output_basename(book, settings)}.{settings.format}"
+    job = Job.for_plan(store, plan, str(out_path.resolve()), locks)
+    plan = job.plan
+    with locks.hold_job(session, job.id, str(out_path)):
+        result, done, synthesized, synth_wall = _run_job(job, book, settings, rep, out_path, executor_factory, info)
+        locks.check()
+        if not settings.keep_work:
+            job.cleanup()
+    return ConvertResult(
+        outputs=result.outputs,
+        subtitles=result.subtitles,
+        duration=result.duration,
+        chapters=len(plan.chapters),
+        chunks_total=len(plan.chunks),
+        chunks_synthesized=synthesized,
+        chunks_skipped=len(done),
+        wall_seconds=time.perf_counter() - t_start,
+        synth_wall_seconds=synth_wall,
+        session=session,
+        voice=info,
+    )
+
+
+def _run_job(
+    job: Job,
+    book: Book,
+    settings: Settings,
+    rep: Reporter,
+    out_path: Path,
+    executor_factory: ExecutorFactory,
+    info: EngineInfo,
+) -> tuple[AssemblyResult, set[str], int, float]:
+    """Register the job, synthesise what is missing, assemble: (result, done at start, made, synth wall)."""
+    plan, store, session = job.plan, job.storage, job.session
+    wav_sizes: dict[str, int] = dict(job.register())
+    done = set(wav_sizes)
+    if book.cover is not None:
+        save_cover(store, session, book.cover)
+    pending = [b for b in plan.batches if any(cid not in done for cid in b.chunk_ids)]
+    rep.message(
+        f"session {session}: {len(plan.chapters)} chapters, {len(plan.chunks)} sentences"
+        + (f", {len(done)} already done" if done else "")
+    )
     options = AssemblyOptions(
         format=settings.format,
         bitrate=settings.bitrate,
@@ -224,10 +263,9 @@ def convert(
     def read_chunk(cid: str) -> bytes:
         return store.get_bytes(chunk_key(session, cid))
 
-    # Each chunk's WAV size, filled by the done-check after synthesis: assembly lays the book out
-    # from it (and reads no storage metadata again).
-    wav_sizes: dict[str, int] = {}
     # m4b/m4a with 2+ encode jobs: pieces of the book are encoded while the rest is synthesised.
+    # Each chunk's WAV size is filled by the done-checks: assembly lays the book out from it (and
+    # reads no storage metadata again).
     streaming = StreamingAssembler.open(
         plan, read_chunk, out_path, options, cover=book.cover, chunk_sizes=wav_sizes.get
     )
@@ -239,11 +277,8 @@ def convert(
         rep.synthesis_started(plan, done)
         t_synth = time.perf_counter()
         batch_sizes = {b.id: len(b.chunk_ids) for b in plan.batches}
-        synthesized = 0
 
         def on_batch(result: BatchResult) -> None:
-            nonlocal synthesized
-            synthesized += len(result.chunks)
             rep.batch_done(result, batch_sizes.get(result.batch_id, len(result.chunks) + result.skipped))
             if streaming is not None:
                 streaming.batch_done(result.batch_id)
@@ -258,10 +293,9 @@ def convert(
                     close()
         rep.synthesis_finished()
         synth_wall = time.perf_counter() - t_synth
+        job.locks.check()
 
-        wav_sizes.update(
-            stored_chunk_sizes(store, plan)
-        )  # once: per chunk was quadratic in the book's length
+        wav_sizes.update(stored_chunk_sizes(store, plan))  # once: per chunk was quadratic in the book's length
         now_done = set(wav_sizes)
         # Made during this run, whoever made them (a duplicate or a task left queued by an earlier run).
         synthesized = len(now_done - done)
@@ -285,20 +319,4 @@ def convert(
         if streaming is not None:
             streaming.abort()
         raise
-    if not settings.keep_work:
-        cleanup = getattr(store, "delete_prefix", None)
-        if cleanup is not None:
-            cleanup(f"{session}/")
-    return ConvertResult(
-        outputs=result.outputs,
-        subtitles=result.subtitles,
-        duration=result.duration,
-        chapters=len(plan.chapters),
-        chunks_total=len(plan.chunks),
-        chunks_synthesized=synthesized,
-        chunks_skipped=len(done),
-        wall_seconds=time.perf_counter() - t_start,
-        synth_wall_seconds=synth_wall,
-        session=session,
-        voice=info,
-    )
+    return result, done, synthesized, synth_wall

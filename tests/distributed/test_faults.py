@@ -46,8 +46,8 @@ def _wait(predicate, timeout: float, what: str, proc=None) -> None:  # type: ign
 
 
 def _plan(shared: Path) -> tuple[str, dict]:
-    (plan_path,) = shared.glob("*/plan.json")
-    return plan_path.parent.name, json.loads(plan_path.read_text())
+    (plan_path,) = shared.glob("*/plans/*.json")
+    return plan_path.parent.parent.name, json.loads(plan_path.read_text())
 
 
 def _assert_complete(shared: Path, out: Path) -> None:

@@ -50,7 +50,7 @@ def test_distributed_convert_through_s3(
             keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
             chunks = [k for k in keys if k.startswith(f"{sid}/chunks/") and k.endswith(".wav")]
             assert len(chunks) == synthesised, keys
-            assert f"{sid}/plan.json" in keys
+            assert [k for k in keys if k.startswith(f"{sid}/plans/") and k.endswith(".json")], keys
             assert not no_dir.exists()
             assert list((tmp_path / "cache").rglob("*.wav")) == []
             outputs = list((tmp_path / "out").glob("*.m4b"))

@@ -17,22 +17,56 @@ from ebook2audio.executors.session_lock import (
     describe_holder,
     is_stale_here,
     lock_key,
+    process_space,
 )
+from ebook2audio.job import LockLostError
 
 from .conftest import RedisServer
 from .helpers import SUMMARY, Worker, coordinator_args, run_cli, start_cli, write_book
 
 
-def _holder(host: str, pid: int) -> str:
-    return json.dumps({"host": host, "pid": pid, "started": "2026-11-28T10:00:00Z", "nonce": "x"})
+def _holder(host: str, pid: int, space: str | None = None) -> str:
+    return json.dumps(
+        {
+            "host": host,
+            "space": process_space() if space is None else space,
+            "pid": pid,
+            "started": "2026-11-28T10:00:00Z",
+            "nonce": "x",
+        }
+    )
 
 
-def test_stale_holder_is_only_a_dead_process_on_this_host() -> None:
-    assert is_stale_here(_holder("h", 42), "h", alive=lambda pid: False)
-    assert not is_stale_here(_holder("h", 42), "h", alive=lambda pid: True)
-    assert not is_stale_here(_holder("other", 42), "h", alive=lambda pid: False)
-    assert not is_stale_here(b"not json", "h", alive=lambda pid: False)
+def test_stale_holder_is_only_a_dead_process_in_this_pid_space() -> None:
+    here = "h|m|b|pid:[1]"
+    assert is_stale_here(_holder("h", 42, here), here, alive=lambda pid: False)
+    assert not is_stale_here(_holder("h", 42, here), here, alive=lambda pid: True)
+    # same hostname, other container (own pid namespace): its pid means nothing here
+    assert not is_stale_here(_holder("h", 42, "h|m|b|pid:[2]"), here, alive=lambda pid: False)
+    assert not is_stale_here(_holder("h", 42, ""), "", alive=lambda pid: False)  # unknown space
+    legacy = json.dumps({"host": "h", "pid": 42, "started": "x"})  # no space recorded: never judged here
+    assert not is_stale_here(legacy, here, alive=lambda pid: False)
+    assert not is_stale_here(b"not json", here, alive=lambda pid: False)
     assert describe_holder(_holder("h", 42).encode()) == "h pid 42 since 2026-11-28T10:00:00Z"
+    space = process_space()
+    assert socket.gethostname() in space and "pid:[" in space
+
+
+def test_a_lost_lock_stops_its_holder(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    lock = SessionLock(client, "lost1", ttl=1.0)
+    lock.acquire()
+    try:
+        lock.check()  # held: nothing happens
+        # another coordinator took the session while this one was paused past its lease
+        client.set(lock_key("lost1"), _holder("elsewhere", 1, "x"), px=60_000)
+        with pytest.raises(LockLostError, match=r"lost the lock of session lost1 .* rerun the same command"):
+            lock.check(every=0)
+        with pytest.raises(LockLostError):
+            lock.check()  # and stays lost
+    finally:
+        lock.release()
+    assert client.get(lock_key("lost1")) is not None  # the new holder's lock is left alone
 
 
 def test_lock_excludes_refreshes_and_frees(redis_server: RedisServer) -> None:
@@ -88,7 +122,7 @@ def test_second_coordinator_on_the_same_book_stops_and_the_first_finishes(
         )
         first = start_cli(args, tmp_path)
         deadline = time.monotonic() + 60
-        while not list(shared.glob("*/plan.json")) and time.monotonic() < deadline:
+        while not list(shared.glob("*/plans/*.json")) and time.monotonic() < deadline:
             assert first.poll() is None, first.communicate()[1]
             time.sleep(0.1)
         t0 = time.monotonic()

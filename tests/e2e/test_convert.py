@@ -68,8 +68,11 @@ def test_convert_corpus_book_to_chaptered_m4b(
     # subtitles: one cue per planned sentence, every word of the chapters present, in order
     srt = read_srt(out.with_suffix(".srt"))
     assert out.with_suffix(".vtt").is_file()
-    session_dirs = list((tmp_path / "cache" / "ebook2audio" / "jobs").iterdir())
-    plan = json.loads((session_dirs[0] / "plan.json").read_text())
+    session_dirs = [
+        d for d in (tmp_path / "cache" / "ebook2audio" / "jobs").iterdir() if not d.name.startswith(".")
+    ]
+    (plan_file,) = (session_dirs[0] / "plans").glob("*.json")
+    plan = json.loads(plan_file.read_text())
     assert len(srt) == len(plan["chunks"])
     book = read_book(book_path)
     expected: list[str] = []

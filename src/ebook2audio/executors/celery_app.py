@@ -1,8 +1,8 @@
 """The Celery side of the distributed mode: the app, its one task, and the worker.
 
-The task ``ebook2audio.synthesize_batch(session, batch_id, chapter=, chars=)`` is a thin wrapper: its
-arguments are ids (``chapter`` and ``chars`` only make it readable in Flower); the worker loads the plan
-from shared storage (cached per session), the engine the plan names (once per process) and calls
+The task ``ebook2audio.synthesize_batch(session, batch_id, chapter=, chars=, job=)`` is a thin wrapper:
+its arguments are ids (``chapter`` and ``chars`` only make it readable in Flower); the worker loads the
+job's plan from shared storage (cached per job), the engine the plan names (once per process) and calls
 :func:`ebook2audio.tasks.synthesize_batch`, which is idempotent. The JSON result is a
 :class:`~ebook2audio.model.BatchResult` (see :func:`result_to_json`).
 
@@ -212,19 +212,20 @@ class WorkerRuntime:
             self._storage = open_shared_storage(self.settings)
         return self._storage
 
-    def plan_entry(self, session: str, batch_id: str) -> _PlanEntry | None:
-        """The session's plan (cached), reloaded once when it does not know ``batch_id`` (a new plan)."""
+    def plan_entry(self, session: str, batch_id: str, job: str = "") -> _PlanEntry | None:
+        """The job's plan (cached), reloaded once when it does not know ``batch_id`` (a new plan)."""
         self._check_process()
-        entry = self._plans.get(session)
+        cache_key = f"{session}/{job}"
+        entry = self._plans.get(cache_key)
         if entry is not None and batch_id in entry.batches:
-            self._plans.move_to_end(session)
+            self._plans.move_to_end(cache_key)
             return entry
         try:
-            plan = load_plan(self.storage, session)
+            plan = load_plan(self.storage, session, job)
         except (FileNotFoundError, KeyError):
             return None
         entry = _PlanEntry(plan, {b.id: b for b in plan.batches}, plan.chunk_map())
-        self._plans[session] = entry
+        self._plans[cache_key] = entry
         while len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
         return entry
@@ -253,9 +254,9 @@ class WorkerRuntime:
         self._engine, self._engine_key = engine, key
         return engine
 
-    def run(self, session: str, batch_id: str, hostname: str = "") -> dict[str, Any]:
-        """Synthesise one batch of one session; the JSON-safe result the coordinator reads."""
-        entry = self.plan_entry(session, batch_id)
+    def run(self, session: str, batch_id: str, hostname: str = "", job: str = "") -> dict[str, Any]:
+        """Synthesise one batch of one job; the JSON-safe result the coordinator reads."""
+        entry = self.plan_entry(session, batch_id, job)
         where = {"hostname": hostname, "pid": os.getpid()}
         if entry is None:
             log.warning(
@@ -350,9 +351,14 @@ def make_celery_app(ds: DistributedSettings) -> Any:
         max_retries=MAX_RETRIES,
     )
     def synthesize_batch_task(
-        self: Any, session: str, batch_id: str, chapter: int | None = None, chars: int | None = None
+        self: Any,
+        session: str,
+        batch_id: str,
+        chapter: int | None = None,
+        chars: int | None = None,
+        job: str = "",
     ) -> dict[str, Any]:
-        return runtime.run(session, batch_id, hostname=str(self.request.hostname or ""))
+        return runtime.run(session, batch_id, hostname=str(self.request.hostname or ""), job=job)
 
     return app
 

@@ -320,6 +320,8 @@ class DistributedExecutor:
     _last_seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _nonce: str = field(default_factory=lambda: secrets.token_hex(3), init=False)
     _next_orphan_check: float = field(default=0.0, init=False, repr=False)
+    # Raises job.LockLostError when this coordinator no longer holds its session (checked every loop).
+    check_lock: Callable[[], None] = lambda: None
 
     # -- Redis helpers
 
@@ -404,7 +406,7 @@ class DistributedExecutor:
         task_id = f"{plan.session}.{self._nonce}.{b.id}.{len(track.task_ids) + 1}"
         self.app.tasks[TASK_NAME].apply_async(
             args=(plan.session, b.id),
-            kwargs={"chapter": b.chapter + 1, "chars": b.chars},
+            kwargs={"chapter": b.chapter + 1, "chars": b.chars, "job": plan.job},
             task_id=task_id,
             queue=self.settings.queue,
             producer=producer,
@@ -503,6 +505,7 @@ class DistributedExecutor:
         pings = 0
         while tracks:
             now = self.clock()
+            self.check_lock()
             try:
                 cursor = self._poll(plan, tracks, finished, cursor)
                 if now >= next_live:

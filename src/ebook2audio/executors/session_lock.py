@@ -8,8 +8,14 @@ the end. The holder is described in the value (host, pid, start time), so:
 
 - a second coordinator waits up to ``wait`` seconds (the TTL and a margin: a live holder keeps it,
   a dead one's lock lapses), then stops with one line naming the holder;
-- a holder on this same host whose process no longer exists (a coordinator that was killed) is
-  replaced at once, so that rerunning a killed command resumes without waiting for the TTL.
+- a holder on this same machine *and pid namespace* whose process no longer exists (a coordinator that
+  was killed) is replaced at once, so that rerunning a killed command resumes without waiting for the
+  TTL. The hostname alone is not enough: containers may share one, each with its own pids, so the
+  holder's identity also carries the machine id, the boot id and the pid namespace;
+- a coordinator that loses its lock (paused past the TTL, then taken over) stops at once:
+  :meth:`SessionLock.check` (called by the coordinator's loop) raises ``LockLostError``.
+
+:class:`RedisLocks` is the distributed mode's ``job.JobLocks``: the session lock for the whole run.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import UserError
+from ..job import LockLostError
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +80,41 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale_here(raw: Any, host: str, alive: Callable[[int], bool] = pid_alive) -> bool:
-    """True when the lock's holder ran on ``host`` and its process is gone. Pure apart from ``alive``."""
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def process_space() -> str:
+    """Who can see this process's pid: the machine (machine id, boot id) and the pid namespace."""
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = ""
+    parts = (
+        socket.gethostname(),
+        _read("/etc/machine-id"),
+        _read("/proc/sys/kernel/random/boot_id"),
+        pidns,
+    )
+    return "|".join(parts)
+
+
+def is_stale_here(raw: Any, space: str, alive: Callable[[int], bool] = pid_alive) -> bool:
+    """True when the lock's holder ran in this process ``space`` (see process_space) and its process
+    is gone. A holder with no recorded space (or another one) is never judged here. Pure apart from
+    ``alive``."""
     try:
         h = json.loads(_text(raw))
-        return h["host"] == host and isinstance(h["pid"], int) and not alive(h["pid"])
+        return (
+            bool(h["space"])
+            and h["space"] == space
+            and isinstance(h["pid"], int)
+            and not alive(h["pid"])
+        )
     except (ValueError, KeyError, TypeError):
         return False
 
@@ -104,9 +141,11 @@ class SessionLock:
         self.notify = notify or (lambda text: log.warning("%s", text))
         self.clock, self.sleep = clock, sleep
         self.host = socket.gethostname()
+        self.space = process_space()
         self.token = json.dumps(
             {
                 "host": self.host,
+                "space": self.space,
                 "pid": os.getpid(),
                 "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "nonce": secrets.token_hex(4),
@@ -115,6 +154,7 @@ class SessionLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False
+        self._verified = 0.0
 
     def acquire(self) -> None:
         deadline = self.clock() + self.wait
@@ -123,7 +163,7 @@ class SessionLock:
             if self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
                 break
             holder = self.client.get(self.key)
-            if holder is not None and is_stale_here(holder, self.host):
+            if holder is not None and is_stale_here(holder, self.space):
                 if self.client.eval(_REPLACE, 1, self.key, holder, self.token, self.ttl_ms):
                     self.notify(
                         f"session {self.session}: the coordinator that held it ({describe_holder(holder)}) "
@@ -158,6 +198,24 @@ class SessionLock:
             except Exception:  # Redis away for a moment: the coordinator's own checks report that
                 log.debug("could not refresh the session lock", exc_info=True)
 
+    def check(self, *, every: float = 1.0) -> None:
+        """Raise ``LockLostError`` if the lock is no longer ours (asks Redis at most every ``every`` s)."""
+        now = self.clock()
+        if not self.lost and self._thread is not None and now - self._verified >= every:
+            self._verified = now
+            try:
+                holder = self.client.get(self.key)
+            except Exception:  # Redis away: the coordinator's own outage handling reports it
+                holder = self.token
+            if holder is None or _text(holder) != self.token:
+                self.lost = True
+        if self.lost:
+            raise LockLostError(
+                f"lost the lock of session {self.session} (this coordinator was paused or cut off past its "
+                f"{self.ttl_ms // 1000} s lease; another may be running it): stopping; the work done so far is "
+                "kept: rerun the same command to resume"
+            )
+
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -172,3 +230,35 @@ class SessionLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+class RedisLocks:
+    """``job.JobLocks`` for a coordinator: the session's Redis lock, held for the whole run.
+
+    One coordinator per session, so the session's short critical sections need nothing more.
+    """
+
+    def __init__(self, client: Any, notify: Callable[[str], None] | None = None, ttl: float = 20.0) -> None:
+        self.client = client
+        self.notify = notify
+        self.ttl = ttl
+        self.lock: SessionLock | None = None
+
+    @contextlib.contextmanager
+    def hold_job(self, session: str, job: str, target: str) -> Iterator[None]:
+        lock = SessionLock(self.client, session, ttl=self.ttl, notify=self.notify)
+        lock.acquire()
+        self.lock = lock
+        try:
+            yield
+        finally:
+            lock.release()
+            self.lock = None
+
+    @contextlib.contextmanager
+    def session_critical(self, session: str) -> Iterator[None]:
+        yield
+
+    def check(self) -> None:
+        if self.lock is not None:
+            self.lock.check()
