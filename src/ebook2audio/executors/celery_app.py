@@ -33,7 +33,7 @@ from ..distributed_config import (
 )
 from ..engines.base import Engine
 from ..errors import ConfigError, Ebook2AudioError, TransientError, VoiceError
-from ..jobstore import load_plan
+from ..jobstore import chunk_key, load_plan, plan_key
 from ..model import Batch, BatchResult, Chunk, ChunkResult, EngineInfo, Plan
 from ..storage.base import Storage
 from ..tasks import synthesize_batch
@@ -275,7 +275,23 @@ class WorkerRuntime:
         engine = self.engine_for(plan.engine, plan.voice.speed)
         chunks = [entry.chunks[cid] for cid in batch.chunk_ids]
         result = synthesize_halving(self.storage, session, batch_id, chunks, engine)
+        self._drop_if_job_ended(session, job, result)
         return result_to_json(result, device=engine.device, **where)
+
+    def _drop_if_job_ended(self, session: str, job: str, result: BatchResult) -> None:
+        """A late copy of a batch (its first copy was re-dispatched and the book finished meanwhile)
+        may have written chunks after the coordinator's cleanup: with the job's plan gone, remove them.
+        Chunks written before the cleanup went with it; those written after are removed here."""
+        if not job or not result.chunks or self.storage.exists(plan_key(session, job)):
+            return
+        for c in result.chunks:
+            self.storage.delete(chunk_key(session, c.chunk_id))
+        log.warning(
+            "batch %s of session %s finished after its book was done: removed its %d late chunks",
+            result.batch_id,
+            session,
+            len(result.chunks),
+        )
 
 
 def describe_loaded_device(device: str) -> str:

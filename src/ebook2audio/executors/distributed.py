@@ -403,6 +403,13 @@ class DistributedExecutor:
 
     def _dispatch(self, plan: Plan, track: Track, producer: Any = None) -> None:
         b = track.batch
+        if track.task_ids:
+            # The copy sent before is superseded: a worker that has not started it drops it. One that
+            # runs it (paused, cut off) may still finish: its chunks are then no-ops (first writer wins).
+            try:
+                self.app.control.revoke(track.task_ids[-1])
+            except Exception:  # a broadcast that cannot go out now changes nothing above
+                log.debug("could not revoke %s", track.task_ids[-1], exc_info=True)
         task_id = f"{plan.session}.{self._nonce}.{b.id}.{len(track.task_ids) + 1}"
         self.app.tasks[TASK_NAME].apply_async(
             args=(plan.session, b.id),

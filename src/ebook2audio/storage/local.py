@@ -113,8 +113,17 @@ class LocalStorage:
                     yield rel
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+            path.unlink()
+        # Folders the key emptied go too (up to the root), so deleting every key leaves no tree behind.
+        parent = path.parent
+        while parent != self.root and self.root in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
 
     def delete_prefix(self, prefix: str) -> None:
         import shutil
