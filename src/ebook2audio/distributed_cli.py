@@ -126,6 +126,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
         redis_client,
     )
     from .executors.session_lock import RedisLocks
+    from .job import check_session_id
     from .pipeline import book_session_id, convert
     from .progress import RichReporter
 
@@ -137,6 +138,8 @@ def run_coordinator(args: argparse.Namespace) -> int:
         raise UserError(f"{book}: no such file")
     if book.is_dir():
         raise UserError(f"{book} is a directory, not a book")
+    if settings.session:
+        check_session_id(settings.session)
     check_redis(ds)
     check_shared_directory(ds, create=ds.storage_type == "local")
     storage = open_shared_storage(ds)

@@ -184,6 +184,8 @@ def convert(
     """
     rep = reporter or QuietReporter()
     t_start = time.perf_counter()
+    if settings.session:
+        check_session_id(settings.session)
     book = read_book(book_path)
     for w in book.warnings:
         rep.message(f"warning: {w}")
@@ -195,7 +197,7 @@ def convert(
         )
     rep.message(f"voice: {info.engine} {info.voice} ({info.language}, {info.sample_rate} Hz)")
 
-    session = check_session_id(settings.session) if settings.session else book_session_id(book_path)
+    session = settings.session or book_session_id(book_path)
     store = storage or LocalStorage(settings.work_dir)
     if locks is None:
         if not isinstance(store, LocalStorage):
