@@ -36,8 +36,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from .audio.pieces import pieces_prefix
 from .errors import UserError
-from .jobstore import chunk_key, load_plan, plans_prefix, save_plan, stored_chunk_sizes
+from .jobstore import chunk_keys, load_plan, plans_prefix, save_plan, stored_chunk_sizes
 from .model import Plan
 from .storage.base import Storage
 
@@ -241,7 +242,10 @@ class Job:
             needed = {c.id for p in others for c in p.chunks}
             mine = [c.id for c in self.plan.chunks if c.id not in needed]
             for cid in mine:
-                self.storage.delete(chunk_key(self.session, cid))
+                for key in chunk_keys(self.session, cid):
+                    self.storage.delete(key)
+            for key in list(self.storage.list(pieces_prefix(self.session, self.id))):
+                self.storage.delete(key)  # this job's encoded pieces: no other job reads them
             return len(mine)
 
 

@@ -1,19 +1,22 @@
-"""Where a conversion's state lives in Storage: the plan, the cover, and one WAV blob per chunk.
+"""Where a conversion's state lives in Storage: the plan, the cover, one audio blob per chunk, the pieces.
 
 ``<session>/plans/<job>.json`` (one per conversion of the book: see job.py), ``<session>/cover``,
-``<session>/chunks/<id[:2]>/<id>.wav`` (shared by the session's jobs). Storage is the
-truth about what is done: a chunk is done when its blob exists and its WAV header matches its size.
+``<session>/chunks/<id[:2]>/<id>.flac`` (shared by the session's jobs; ``.wav`` from earlier versions
+is still read), ``<session>/pieces/<job>/<digest>.adts`` (a batch's encoded audio: audio/pieces.py).
+Storage is the truth about what is done: a chunk is done when its blob exists and looks whole
+(audio/chunkfmt.py: blob_whole).
 """
 
 from __future__ import annotations
 
 import json
-import struct
 
+from .audio.chunkfmt import HEAD_BYTES, blob_whole, chunk_pcm
+from .audio.pcm import CorruptAudioError
 from .model import Cover, Plan
 from .storage.base import Storage
 
-WAV_HEADER = 44
+CHUNK_EXTS = (".flac", ".wav")  # what new chunks are, then what earlier versions wrote
 
 
 def plans_prefix(session: str) -> str:
@@ -29,8 +32,14 @@ def cover_key(session: str) -> str:
     return f"{session}/cover"
 
 
-def chunk_key(session: str, chunk_id: str) -> str:
-    return f"{session}/chunks/{chunk_id[:2]}/{chunk_id}.wav"
+def chunk_key(session: str, chunk_id: str, ext: str = ".flac") -> str:
+    """Where a chunk's audio is written (``ext`` ".wav": where earlier versions wrote it)."""
+    return f"{session}/chunks/{chunk_id[:2]}/{chunk_id}{ext}"
+
+
+def chunk_keys(session: str, chunk_id: str) -> tuple[str, ...]:
+    """Every key a chunk's audio may be under, the current one first."""
+    return tuple(chunk_key(session, chunk_id, ext) for ext in CHUNK_EXTS)
 
 
 def save_plan(storage: Storage, plan: Plan) -> None:
@@ -54,48 +63,100 @@ def load_cover(storage: Storage, session: str) -> Cover | None:
     return Cover(data=data, mime=mime.decode())
 
 
-def header_ok(head: bytes, size: int) -> bool:
-    """True when a WAV header says exactly ``size`` bytes in all (a truncated blob fails)."""
-    if len(head) < WAV_HEADER or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or head[36:40] != b"data":
-        return False
-    riff_size = struct.unpack_from("<I", head, 4)[0]
-    data_size = struct.unpack_from("<I", head, 40)[0]
-    return riff_size == size - 8 and data_size == size - WAV_HEADER
-
-
 def chunk_whole(storage: Storage, key: str, size: int | None) -> bool:
-    """The blob ``key`` of ``size`` bytes (None: missing) is a WAV whose header says that size."""
-    if size is None or size < WAV_HEADER:
+    """The blob ``key`` of ``size`` bytes (None: missing) looks like whole chunk audio (FLAC or WAV)."""
+    if size is None or size < 44:
         return False
     try:
-        head = storage.get_head(key, WAV_HEADER)
+        head = storage.get_head(key, HEAD_BYTES)
     except (FileNotFoundError, KeyError):
         return False
-    return header_ok(head, size)
+    return blob_whole(head, size)
+
+
+def stored_chunk(storage: Storage, session: str, chunk_id: str) -> tuple[str, int] | None:
+    """(key, size) of a chunk's whole audio in storage, or None (a HEAD per possible key)."""
+    for key in chunk_keys(session, chunk_id):
+        size = storage.size(key)
+        if size is not None:
+            return (key, size) if chunk_whole(storage, key, size) else None
+    return None
 
 
 def chunk_done(storage: Storage, session: str, chunk_id: str) -> bool:
-    key = chunk_key(session, chunk_id)
-    return chunk_whole(storage, key, storage.size(key))
+    return stored_chunk(storage, session, chunk_id) is not None
 
 
-def stored_chunk_sizes(storage: Storage, plan: Plan) -> dict[str, int]:
+def read_chunk_pcm(storage: Storage, session: str, chunk_id: str, sample_rate: int) -> bytes:
+    """A stored chunk's 16-bit mono PCM (FLAC or an earlier version's WAV); CorruptAudioError (with
+    ``chunk_id``) when it is missing, unreadable, or at another sample rate."""
+    for key in chunk_keys(session, chunk_id):
+        try:
+            data = storage.get_bytes(key)
+        except (FileNotFoundError, KeyError):
+            continue
+        try:
+            rate, pcm = chunk_pcm(data)
+        except CorruptAudioError as exc:
+            raise CorruptAudioError(f"chunk {chunk_id}: {exc}", chunk_id=chunk_id) from exc
+        if rate != sample_rate:
+            raise CorruptAudioError(
+                f"chunk {chunk_id}: sample rate {rate} Hz, the plan says {sample_rate} Hz", chunk_id
+            )
+        return pcm
+    raise CorruptAudioError(f"chunk {chunk_id}: no audio stored", chunk_id=chunk_id)
+
+
+def listed_chunks(storage: Storage, session: str) -> dict[str, tuple[str, int]] | None:
+    """{chunk id: (key, size)} of every chunk blob of ``session`` from one listing, or None when the
+    storage cannot list sizes. A FLAC blob wins over an earlier version's WAV of the same chunk."""
+    listing = getattr(storage, "sizes", None)
+    if listing is None:
+        return None
+    out: dict[str, tuple[str, int]] = {}
+    for key, size in sorted(listing(f"{session}/chunks/").items(), key=lambda kv: kv[0].endswith(".flac")):
+        name = key.rsplit("/", 1)[-1]
+        for ext in CHUNK_EXTS:
+            if name.endswith(ext):
+                out[name[: -len(ext)]] = (key, size)
+    return out
+
+
+def stored_chunk_sizes(storage: Storage, plan: Plan, verify: bool = True) -> dict[str, int]:
     """{id: size in bytes} of the plan's chunks whose audio is stored and whole.
 
-    A storage that can list sizes (S3: ``sizes(prefix)``, one request per 1,000 keys) is listed once
-    instead of asked for each chunk's size; every chunk found is still checked by its header.
+    A storage that can list sizes (local, S3: ``sizes(prefix)``, one request per 1,000 keys) is
+    listed once instead of asked for each chunk's size. ``verify``: every chunk found is also
+    checked by its first bytes (chunkfmt.blob_whole: one small read each); without it the listing
+    alone decides (for chunks this run's workers wrote: writes are atomic).
     """
-    listing = getattr(storage, "sizes", None)
-    listed: dict[str, int] | None = listing(f"{plan.session}/chunks/") if listing is not None else None
+    listed = listed_chunks(storage, plan.session)
     out: dict[str, int] = {}
     for c in plan.chunks:
-        key = chunk_key(plan.session, c.id)
-        size = listed.get(key) if listed is not None else storage.size(key)
-        if size is not None and chunk_whole(storage, key, size):
-            out[c.id] = size
+        if listed is not None:
+            found = listed.get(c.id)
+            if found is not None and (not verify or chunk_whole(storage, *found)):
+                out[c.id] = found[1]
+        else:
+            stored = stored_chunk(storage, plan.session, c.id) if verify else None
+            if stored is not None:
+                out[c.id] = stored[1]
+            elif not verify:
+                for key in chunk_keys(plan.session, c.id):
+                    size = storage.size(key)
+                    if size is not None:
+                        out[c.id] = size
+                        break
     return out
 
 
 def done_chunks(storage: Storage, plan: Plan) -> set[str]:
     """Ids of the plan's chunks whose audio is stored and whole (see stored_chunk_sizes)."""
     return set(stored_chunk_sizes(storage, plan))
+
+
+def stored_pieces(storage: Storage, session: str, job: str) -> set[str]:
+    """The keys of the job's encoded pieces in storage (one listing)."""
+    from .audio.pieces import pieces_prefix
+
+    return set(storage.list(pieces_prefix(session, job)))

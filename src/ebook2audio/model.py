@@ -119,6 +119,7 @@ class Plan:
     metadata: Metadata = field(default_factory=Metadata)
     engine: EngineInfo | None = None  # the voice resolved by the coordinator: workers load exactly this
     job: str = ""  # the conversion this plan belongs to (job.py): its key in storage
+    pieces: str = ""  # what workers encode their batch's piece to ("aac/64k", audio/pieces.py); "" = none
 
     def chunk_map(self) -> dict[str, Chunk]:
         return {c.id: c for c in self.chunks}
@@ -145,6 +146,7 @@ class Plan:
             metadata=Metadata(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in md.items()}),
             engine=EngineInfo(**data["engine"]) if data.get("engine") else None,
             job=str(data.get("job") or ""),
+            pieces=str(data.get("pieces") or ""),
         )
 
 

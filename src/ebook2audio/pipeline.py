@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Protocol
 
 from .audio.assemble import AssemblyOptions, AssemblyResult, StreamingAssembler, assemble
+from .audio.pcm import CorruptAudioError
+from .audio.pieces import PieceSpec, batch_pieces, piece_codec
 from .config import Settings, parse_chapter_selection
 from .engines.base import EngineInfo
 from .engines.registry import resolve_voice
@@ -19,7 +21,7 @@ from .errors import SynthesisError, UserError
 from .executors.base import Executor
 from .ingest import read_book
 from .job import FileLocks, Job, JobLocks, check_session_id
-from .jobstore import chunk_key, save_cover, stored_chunk_sizes
+from .jobstore import chunk_keys, read_chunk_pcm, save_cover, stored_chunk_sizes, stored_pieces
 from .model import BatchResult, Book, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
 from .storage.base import Storage
@@ -204,6 +206,8 @@ def convert(
             raise UserError("a conversion on shared storage needs the coordinator's lock")
         locks = FileLocks(store.root)
     plan = make_plan(book, info, spec, session, plan_options(settings, parallel))
+    # m4b/m4a: each batch's worker also encodes the batch's piece; the coordinator only joins.
+    plan = replace(plan, pieces=piece_codec(settings.format, settings.bitrate, split=bool(settings.split_hours)))
     if not plan.chunks:
         raise UserError(f"{book_path.name}: nothing to read aloud")
     out_dir = settings.output_dir
@@ -245,11 +249,18 @@ def _run_job(
 ) -> tuple[AssemblyResult, set[str], int, float]:
     """Register the job, synthesise what is missing, assemble: (result, done at start, made, synth wall)."""
     plan, store, session = job.plan, job.storage, job.session
-    wav_sizes: dict[str, int] = dict(job.register())
-    done = set(wav_sizes)
+    done = set(job.register())
     if book.cover is not None:
         save_cover(store, session, book.cover)
-    pending = [b for b in plan.batches if any(cid not in done for cid in b.chunk_ids)]
+    specs = batch_pieces(plan)
+    pieces_stored = stored_pieces(store, session, job.id) if specs else set()
+    pending = [
+        b
+        for b in plan.batches
+        if any(cid not in done for cid in b.chunk_ids)
+        or (b.id in specs and specs[b.id].key(session, job.id) not in pieces_stored)
+    ]
+    pending_ids = {b.id for b in pending}
     rep.message(
         f"session {session}: {len(plan.chapters)} chapters, {len(plan.chunks)} sentences"
         + (f", {len(done)} already done" if done else "")
@@ -263,18 +274,33 @@ def _run_job(
     )
 
     def read_chunk(cid: str) -> bytes:
-        return store.get_bytes(chunk_key(session, cid))
+        for key in chunk_keys(session, cid):
+            try:
+                return store.get_bytes(key)
+            except (FileNotFoundError, KeyError):
+                continue
+        raise CorruptAudioError(f"chunk {cid}: no audio stored", chunk_id=cid)
 
-    # m4b/m4a with 2+ encode jobs: pieces of the book are encoded while the rest is synthesised.
-    # Each chunk's WAV size is filled by the done-checks: assembly lays the book out from it (and
-    # reads no storage metadata again).
+    def fetch_piece(spec: PieceSpec) -> bytes | None:
+        try:
+            return store.get_bytes(spec.key(session, job.id))
+        except (FileNotFoundError, KeyError):
+            return None
+
+    # m4b/m4a: the pieces are fetched (or, for a stretch no batch end can cut, encoded here) while the
+    # rest of the book is synthesised; assembly then only joins them.
     streaming = StreamingAssembler.open(
-        plan, read_chunk, out_path, options, cover=book.cover, chunk_sizes=wav_sizes.get
+        plan,
+        out_path,
+        options,
+        cover=book.cover,
+        fetch_piece=fetch_piece,
+        read_pcm=lambda cid: read_chunk_pcm(store, session, cid, plan.sample_rate),
     )
     try:
         if streaming is not None:
             for b in plan.batches:
-                if all(cid in done for cid in b.chunk_ids):
+                if b.id not in pending_ids:
                     streaming.batch_done(b.id)
         rep.synthesis_started(plan, done)
         t_synth = time.perf_counter()
@@ -297,8 +323,8 @@ def _run_job(
         synth_wall = time.perf_counter() - t_synth
         job.locks.check()
 
-        wav_sizes.update(stored_chunk_sizes(store, plan))  # once: per chunk was quadratic in the book's length
-        now_done = set(wav_sizes)
+        # One listing: the chunks this run's workers wrote are whole (writes are atomic).
+        now_done = done | set(stored_chunk_sizes(store, plan, verify=False))
         # Made during this run, whoever made them (a duplicate or a task left queued by an earlier run).
         synthesized = len(now_done - done)
         missing = [c.id for c in plan.chunks if c.id not in now_done]
@@ -309,14 +335,7 @@ def _run_job(
         if streaming is not None:
             result = streaming.finish()
         else:
-            result = assemble(
-                plan,
-                read_chunk,
-                out_path,
-                options,
-                cover=book.cover,
-                chunk_sizes=wav_sizes.get,
-            )
+            result = assemble(plan, read_chunk, out_path, options, cover=book.cover)
     except BaseException:
         if streaming is not None:
             streaming.abort()

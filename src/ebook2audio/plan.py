@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .audio.pcm import ms_to_samples
+from .audio.pieces import STREAM_CUT_PAUSE
 from .engines.base import EngineInfo
 from .model import Batch, Book, Chunk, Plan, PlannedChapter, VoiceSpec
 from .text.segment import segment_paragraph
@@ -57,6 +59,11 @@ def make_plan(
     language = info.language or voice.language
     voice_key = f"{info.engine}|{info.voice}|{voice.speed:.3f}"
     seen: Counter[str] = Counter()
+
+    def cuttable(c: Chunk) -> bool:
+        """The pause after ``c`` can hold a cut between two encoded pieces (audio/pieces.py)."""
+        return ms_to_samples(c.pause_after_ms, info.sample_rate) >= STREAM_CUT_PAUSE
+
     chunks: list[Chunk] = []
     chapters: list[PlannedChapter] = []
     batches: list[Batch] = []
@@ -108,10 +115,11 @@ def make_plan(
         )
         chapters.append(PlannedChapter(index=ci, title=chapter.title, chunk_ids=tuple(c.id for c in mine)))
         chunks.extend(mine)
-        batches.extend(_batches(ci, mine, opts))
+        batches.extend(_batches(ci, mine, opts, cuttable))
     if opts.granularity == "sentence":
         sizes = {c.id: len(c.text) for c in chunks}
-        batches = split_tail(batches, sizes.__getitem__, opts.parallel, opts.tail_depth)
+        at_cut = {c.id for c in chunks if cuttable(c)}
+        batches = split_tail(batches, sizes.__getitem__, opts.parallel, opts.tail_depth, at_cut.__contains__)
 
     return Plan(
         session=session,
@@ -125,7 +133,12 @@ def make_plan(
     )
 
 
-def _batches(chapter: int, chunks: list[Chunk], opts: PlanOptions) -> list[Batch]:
+def _batches(
+    chapter: int, chunks: list[Chunk], opts: PlanOptions, cuttable: Callable[[Chunk], bool] = bool
+) -> list[Batch]:
+    """The chapter's chunks in batches of about ``batch_chars``; a batch ends, where it can, after a
+    chunk whose pause can hold a cut between encoded pieces (``cuttable``), so that each batch's
+    worker can encode the batch's audio on its own."""
     if opts.granularity == "chapter":
         groups = [chunks]
     else:
@@ -134,8 +147,11 @@ def _batches(chapter: int, chunks: list[Chunk], opts: PlanOptions) -> list[Batch
         size = 0
         for c in chunks:
             if current and size + len(c.text) > opts.batch_chars:
-                groups.append(current)
-                current, size = [], 0
+                cut = next((i for i in range(len(current) - 1, -1, -1) if cuttable(current[i])), None)
+                end = len(current) if cut is None else cut + 1
+                groups.append(current[:end])
+                current = current[end:]
+                size = sum(len(x.text) for x in current)
             current.append(c)
             size += len(c.text)
         if current:
@@ -150,7 +166,11 @@ def _batches(chapter: int, chunks: list[Chunk], opts: PlanOptions) -> list[Batch
 
 
 def split_tail(
-    batches: list[Batch], chars: Callable[[str], int], parallel: int, depth: float = 2.0
+    batches: list[Batch],
+    chars: Callable[[str], int],
+    parallel: int,
+    depth: float = 2.0,
+    cuttable: Callable[[str], bool] | None = None,
 ) -> list[Batch]:
     """``batches`` with the last ones in dispatch order cut smaller, so that ``parallel`` workers end together.
 
@@ -159,7 +179,9 @@ def split_tail(
     walking the dispatch order with R the characters not yet taken (this batch's included), a batch
     larger than R / (depth x parallel) is halved (by characters, at a sentence boundary) until none
     is, so the batches shrink toward the end, down to single sentences. Splitting only regroups
-    sentences: chunk ids, audio and chapters are unchanged. Returned in reading order. Pure.
+    sentences: chunk ids, audio and chapters are unchanged. Returned in reading order. ``cuttable(id)``:
+    the pause after that chunk can hold a cut between encoded pieces (halves end there when they can).
+    Pure.
     """
     if parallel < 2 or depth <= 0:
         return list(batches)
@@ -175,19 +197,27 @@ def split_tail(
         if target is None:
             return out
         i = out.index(target)
-        out[i : i + 1] = _halve(target, chars)
+        out[i : i + 1] = _halve(target, chars, cuttable)
 
 
-def _halve(batch: Batch, chars: Callable[[str], int]) -> list[Batch]:
-    """``batch`` as two batches of consecutive sentences, as close to half its characters each as can be."""
+def _halve(
+    batch: Batch, chars: Callable[[str], int], cuttable: Callable[[str], bool] | None = None
+) -> list[Batch]:
+    """``batch`` as two batches of consecutive sentences, as close to half its characters each as can be;
+    cut after a ``cuttable`` chunk when that leaves each half at least a quarter of the characters."""
     sizes = [chars(c) for c in batch.chunk_ids]
     total = sum(sizes)
-    best, best_gap, run = 1, total, 0
+    best, best_gap, run = 1, total + 1, 0
+    best_cut, cut_gap = 0, total + 1
     for k in range(1, len(sizes)):
         run += sizes[k - 1]
         gap = abs(2 * run - total)
         if gap < best_gap:
             best, best_gap = k, gap
+        if cuttable is not None and cuttable(batch.chunk_ids[k - 1]) and gap < cut_gap:
+            best_cut, cut_gap = k, gap
+    if best_cut and 2 * cut_gap <= total:  # the smaller half holds at least a quarter
+        best = best_cut
     halves = (batch.chunk_ids[:best], batch.chunk_ids[best:])
     return [
         Batch(id=_batch_id(ids), chapter=batch.chapter, chunk_ids=ids, chars=sum(map(chars, ids)))

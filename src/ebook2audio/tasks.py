@@ -1,20 +1,28 @@
 """``synthesize_batch``: THE unit of work, run by the local process pool and by Celery workers alike.
 
-It is idempotent: chunks already stored (and whole) are skipped, and each chunk is written once: the
-first complete write wins (``put_bytes_if_absent``), so a late duplicate of a re-dispatched batch never
-replaces audio that assembly may already have measured. The engine is seeded from the chunk id, so
-where the engine allows it every copy would have written the same bytes anyway.
+It synthesises the batch's chunks into storage (FLAC, audio/chunkfmt.py) and, when the plan asks for
+encoded pieces (m4b/m4a: ``piece`` given), encodes the batch's piece as its chunks come and stores it
+next to them (audio/pieces.py): the coordinator then only joins pieces and never reads a chunk.
+
+It is idempotent: a batch whose piece is stored is done; otherwise chunks already stored (and whole)
+are skipped, and each chunk is written once: the first complete write wins (``put_bytes_if_absent``),
+so a late duplicate of a re-dispatched batch never replaces stored audio. A piece is written the same
+way, after every chunk of it is stored; a batch whose chunks are all done but whose piece is missing
+(a resume, a worker that died between the two) reads its stored chunks and encodes the piece. The
+engine is seeded from the chunk id, so where the engine allows it every copy writes the same bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
 
-from .audio.pcm import wav_bytes
+from .audio.chunkfmt import chunk_bytes
+from .audio.pieces import PieceSpec, PieceWriter
 from .engines.base import Engine, chunk_seed
-from .jobstore import chunk_key, chunk_whole
+from .jobstore import chunk_key, chunk_whole, read_chunk_pcm
 from .model import BatchResult, Chunk, ChunkResult
 from .storage.base import Storage
 
@@ -27,31 +35,57 @@ def synthesize_batch(
     batch_id: str,
     chunks: Sequence[Chunk],
     engine: Engine,
+    piece: PieceSpec | None = None,
+    job: str = "",
 ) -> BatchResult:
+    """Synthesise (and, with ``piece``, encode) one batch; ``job`` names where the piece is stored."""
+    rate = engine.info.sample_rate
+    piece_key = piece.key(session, job) if piece is not None else ""
+    if piece is not None and (
+        tuple(c.id for c in chunks) != piece.chunk_ids or piece.sample_rate != rate
+    ):
+        raise ValueError(f"batch {batch_id}: the piece given is not this batch's")
+    if piece is not None and storage.exists(piece_key):
+        log.debug("batch %s: its piece is stored, nothing to do", batch_id)
+        return BatchResult(batch_id=batch_id, chunks=(), skipped=len(chunks), synth_seconds=0.0, audio_seconds=0.0)
     results: list[ChunkResult] = []
     skipped = 0
     synth = 0.0
     samples_total = 0
-    rate = engine.info.sample_rate
-    for chunk in chunks:
-        key = chunk_key(session, chunk.id)
-        size = storage.size(key)
-        if size is not None and chunk_whole(storage, key, size):
-            skipped += 1
-            continue
-        t0 = time.perf_counter()
-        pcm = engine.synthesize(chunk.text, seed=chunk_seed(chunk.id))
-        synth += time.perf_counter() - t0
-        data = wav_bytes(pcm, rate)
-        if size is not None:
-            storage.put_bytes(key, data)  # a damaged blob (not whole) is replaced
-        elif not storage.put_bytes_if_absent(key, data):
-            # Another copy of this batch stored it first: theirs stands, ours is dropped.
-            skipped += 1
-            continue
-        n = len(pcm) // 2
-        samples_total += n
-        results.append(ChunkResult(chunk_id=chunk.id, samples=n))
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(PieceWriter(piece, label=f"batch {batch_id}")) if piece else None
+        for chunk in chunks:
+            key = chunk_key(session, chunk.id)
+            size = storage.size(key)
+            whole = size is not None and chunk_whole(storage, key, size)
+            if size is None:  # an earlier version's WAV counts too (a resume across the upgrade)
+                legacy = chunk_key(session, chunk.id, ".wav")
+                whole = chunk_whole(storage, legacy, storage.size(legacy))
+            if whole:
+                skipped += 1
+                if writer is not None:
+                    writer.add(read_chunk_pcm(storage, session, chunk.id, rate))
+                continue
+            t0 = time.perf_counter()
+            pcm = engine.synthesize(chunk.text, seed=chunk_seed(chunk.id))
+            synth += time.perf_counter() - t0
+            data = chunk_bytes(pcm, rate)
+            if size is not None:
+                storage.put_bytes(key, data)  # a damaged blob (not whole) is replaced
+            elif not storage.put_bytes_if_absent(key, data):
+                # Another copy of this batch stored it first: theirs stands, ours is dropped (the
+                # piece takes theirs, so that it always holds what storage holds).
+                skipped += 1
+                if writer is not None:
+                    writer.add(read_chunk_pcm(storage, session, chunk.id, rate))
+                continue
+            if writer is not None:
+                writer.add(pcm)
+            n = len(pcm) // 2
+            samples_total += n
+            results.append(ChunkResult(chunk_id=chunk.id, samples=n))
+        if writer is not None:
+            storage.put_bytes_if_absent(piece_key, writer.finish())
     log.debug("batch %s: %d synthesised, %d skipped", batch_id, len(results), skipped)
     return BatchResult(
         batch_id=batch_id,

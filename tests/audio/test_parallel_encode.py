@@ -6,6 +6,7 @@ import importlib
 import io
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from ebook2audio.audio.assemble import (
     stream_pieces,
 )
 from ebook2audio.audio.ffmpeg import EncodeSpec, encode_command, encode_pcm
+from ebook2audio.audio.pcm import CorruptAudioError, parse_wav
+from ebook2audio.audio.pieces import PieceSpec, encode_piece, parse_piece, plan_pieces
 from ebook2audio.errors import AssemblyError, ConfigError
 from ebook2audio.model import Batch
 
@@ -219,16 +222,44 @@ def test_stream_pieces_cut_after_batches_in_long_pauses() -> None:
     assert all(c[-1].pause_after_ms == 700 for c in stream_pieces(short.plan)[:-1])
 
 
-def test_streaming_assembler_encodes_as_batches_finish(tmp_path: Path) -> None:
+def pcm_reader(book: Book) -> Callable[[str], bytes]:
+    """A chunk's PCM from the book (its read counted), errors naming the chunk, like the pipeline's."""
+
+    def read(cid: str) -> bytes:
+        try:
+            return parse_wav(book.read_chunk(cid))[1]
+        except CorruptAudioError as exc:
+            raise CorruptAudioError(f"chunk {cid}: {exc}", cid) from exc
+
+    return read
+
+
+def _worker_pieces(book: Book, codec: str = "aac/64k") -> dict[str, bytes]:
+    """What the workers would store: every one-batch piece, encoded from the book's chunks."""
+    out = {}
+    for spec in plan_pieces(book.plan, codec):
+        if spec.by_worker:
+            out[spec.digest()] = encode_piece(spec, [book.wavs[c][44:] for c in spec.chunk_ids])
+    return out
+
+
+def test_streaming_assembler_joins_worker_pieces(tmp_path: Path) -> None:
     book = with_batches(make_book(LONG), 2)
     out = tmp_path / "b.m4b"
-    assert StreamingAssembler.open(book.plan, book.read_chunk, out, AssemblyOptions(encode_jobs=1)) is None
-    assert (
-        StreamingAssembler.open(book.plan, book.read_chunk, out, AssemblyOptions("mp3", encode_jobs=2))
-        is None
-    )
+    for fmt in ("mp3", "opus", "flac"):
+        assert StreamingAssembler.open(
+            book.plan, out, AssemblyOptions(fmt), fetch_piece=lambda s: None, read_pcm=pcm_reader(book)
+        ) is None
+    stored = _worker_pieces(book)
+    fetched: list[str] = []
+
+    def fetch(spec: PieceSpec) -> bytes | None:
+        fetched.append(spec.digest())
+        return stored.get(spec.digest())
+
+    book.reads.clear()
     sa = StreamingAssembler.open(
-        book.plan, book.read_chunk, out, AssemblyOptions(encode_jobs=2), chunk_sizes=book.size
+        book.plan, out, AssemblyOptions(encode_jobs=1), fetch_piece=fetch, read_pcm=pcm_reader(book)
     )
     assert sa is not None and sa.pieces == len(book.plan.batches)
     order = [b.id for b in book.plan.batches]
@@ -237,6 +268,8 @@ def test_streaming_assembler_encodes_as_batches_finish(tmp_path: Path) -> None:
         sa.batch_done(bid)
     result = sa.finish()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.m4b", "b.srt", "b.vtt"]
+    assert book.reads == [] and sa.coordinator_pieces == 0  # the join reads no chunk
+    assert sorted(fetched) == sorted(stored)
 
     nominal = book.total_seconds()
     assert abs(result.duration - nominal) <= sa.pieces * 512 / RATE
@@ -260,30 +293,90 @@ def test_streaming_assembler_encodes_as_batches_finish(tmp_path: Path) -> None:
     assert np.max(np.abs(gaps)) <= 513 / RATE + 0.003
 
 
+def test_chapter_marks_come_from_the_reported_counts(tmp_path: Path) -> None:
+    """The marks follow the sample counts the pieces carry, not the plan's estimate or a chunk's size."""
+    book = with_batches(make_book(CHAPTERS), 2)
+    stored = _worker_pieces(book)
+    sa = StreamingAssembler.open(
+        book.plan,
+        tmp_path / "b.m4b",
+        AssemblyOptions(subtitles=False),
+        fetch_piece=lambda spec: stored.get(spec.digest()),
+        read_pcm=pcm_reader(book),
+    )
+    assert sa is not None
+    result = sa.finish()
+    # by hand: each chapter starts where the previous pieces' reported lengths end
+    marks = [round(c.start * RATE) for c in result.chapters]
+    specs = plan_pieces(book.plan, "aac/64k")
+    pos, starts = 0, []
+    first_of = {ch.chunk_ids[0] for ch in book.plan.chapters if ch.chunk_ids}
+    for spec in specs:
+        head = parse_piece(stored[spec.digest()], spec)
+        at = pos + spec.lead
+        for k, cid in enumerate(spec.chunk_ids):
+            if cid in first_of:
+                starts.append(at)
+            at += head.samples[k] + (spec.pauses[k] if k < len(spec.chunk_ids) - 1 else head.tail)
+        assert at == pos + head.length
+        pos += head.length
+    assert marks == starts
+    assert [c.start for c in probe(result.outputs[0]).chapters] == pytest.approx(
+        [s / RATE for s in starts], abs=1e-3
+    )
+
+
+def test_streaming_assembler_encodes_missing_and_multi_batch_pieces(tmp_path: Path) -> None:
+    # 100 ms sentence pauses: only titles and chapter ends can be cut, so most pieces span batches
+    book = with_batches(make_book(CHAPTERS, pauses=(100, 700)), 2)
+    specs = plan_pieces(book.plan, "aac/64k")
+    assert any(not s.by_worker for s in specs)
+    book.reads.clear()
+    sa = StreamingAssembler.open(
+        book.plan, tmp_path / "b.m4b", AssemblyOptions(), fetch_piece=lambda s: None, read_pcm=pcm_reader(book)
+    )
+    assert sa is not None
+    result = sa.finish()
+    assert sa.coordinator_pieces == len(specs)
+    assert sorted(book.reads) == sorted(book.wavs)  # every chunk read once, here
+    cues = read_srt(tmp_path / "b.srt")
+    found = onsets(decode(result.outputs[0]))
+    assert max(abs(f / RATE - c[0]) for f, c in zip(found, cues, strict=True)) < 0.003
+
+
 def test_streaming_assembler_abort_and_errors(tmp_path: Path) -> None:
     book = with_batches(make_book(CHAPTERS), 3)
     out = tmp_path / "b.m4b"
     out.write_bytes(b"old")
-    with StreamingAssembler.open(book.plan, book.read_chunk, out, AssemblyOptions(encode_jobs=2)) as sa:
+    stored = _worker_pieces(book)
+
+    def opened(fetch: object) -> StreamingAssembler:
+        sa = StreamingAssembler.open(
+            book.plan, out, AssemblyOptions(encode_jobs=2), fetch_piece=fetch, read_pcm=pcm_reader(book)
+        )
+        assert sa is not None
+        return sa
+
+    with opened(lambda spec: stored.get(spec.digest())) as sa:
         sa.batch_done(book.plan.batches[0].id)
         sa.abort()
     assert [p.name for p in tmp_path.iterdir()] == ["b.m4b"] and out.read_bytes() == b"old"
-    # a chunk whose size (what the marks are computed from) disagrees with its audio
-    other = book.plan.chapters[0].chunk_ids[1]
-    sa = StreamingAssembler.open(
-        book.plan,
-        book.read_chunk,
-        out,
-        AssemblyOptions(encode_jobs=2),
-        chunk_sizes=lambda cid: book.size(cid) + (2048 if cid == other else 0),
-    )
-    with pytest.raises(AssemblyError, match=other):
-        sa.finish()
+    # a piece whose header disagrees with its plan (another book's, a damaged blob)
+    first = plan_pieces(book.plan, "aac/64k")[1]
+    wrong = dict(stored)
+    wrong[first.digest()] = stored[plan_pieces(book.plan, "aac/64k")[2].digest()]
+    with pytest.raises(AssemblyError, match="piece 2"):
+        opened(lambda spec: wrong.get(spec.digest())).finish()
     assert [p.name for p in tmp_path.iterdir()] == ["b.m4b"] and out.read_bytes() == b"old"
-    # a truncated chunk, without sizes
+    # a piece cut short (its frames do not add up)
+    wrong[first.digest()] = stored[first.digest()][:-300]
+    with pytest.raises(AssemblyError):
+        opened(lambda spec: wrong.get(spec.digest())).finish()
+    assert [p.name for p in tmp_path.iterdir()] == ["b.m4b"] and out.read_bytes() == b"old"
+    # a truncated chunk, when a piece is encoded here
     bad = book.plan.chapters[2].chunk_ids[1]
     book.wavs[bad] = book.wavs[bad][:-10]
-    sa = StreamingAssembler.open(book.plan, book.read_chunk, out, AssemblyOptions(encode_jobs=2))
+    sa = opened(lambda spec: None)
     for b in book.plan.batches:
         sa.batch_done(b.id)
     with pytest.raises(AssemblyError, match=bad):

@@ -62,6 +62,7 @@ from pathlib import Path
 
 from ebook2audio.audio import adts
 from ebook2audio.audio import subtitles as subs
+from ebook2audio.audio.chunkfmt import chunk_pcm
 from ebook2audio.audio.ffmpeg import (
     EncodeSpec,
     MetaChapter,
@@ -72,13 +73,26 @@ from ebook2audio.audio.ffmpeg import (
     output_format,
     probe,
 )
-from ebook2audio.audio.pcm import CorruptAudioError, ms_to_samples, parse_wav, samples_from_wav_size
+from ebook2audio.audio.pcm import CorruptAudioError, ms_to_samples, samples_from_wav_size
+from ebook2audio.audio.pieces import (
+    JOIN_GUARD,
+    STREAM_CUT_PAUSE,
+    PieceSpec,
+    PieceWriter,
+    StoredPiece,
+    parse_piece,
+    piece_codec,
+    plan_pieces,
+    stream_pieces,
+)
 from ebook2audio.errors import AssemblyError, ConfigError
 from ebook2audio.model import ChapterMark, Chunk, Cover, Metadata, Plan
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "JOIN_GUARD",
+    "STREAM_CUT_PAUSE",
     "AssemblyOptions",
     "AssemblyResult",
     "ChapterLayout",
@@ -96,7 +110,6 @@ __all__ = [
 ]
 
 FRAME = adts.SAMPLES_PER_FRAME  # samples in one AAC frame
-JOIN_GUARD = 2 * FRAME  # silent samples needed on each side of a cut between two pieces
 MIN_PIECE_SECONDS = 60.0  # shorter pieces cost more in process starts than they gain
 PIECES_PER_JOB = 4  # several pieces per job, so that unequal speeds even out
 
@@ -353,7 +366,7 @@ def _measure(
 
 def _read_pcm(cid: str, read_chunk: Callable[[str], bytes], sample_rate: int) -> bytes:
     try:
-        rate, pcm = parse_wav(read_chunk(cid))
+        rate, pcm = chunk_pcm(read_chunk(cid))
     except CorruptAudioError as exc:
         raise CorruptAudioError(f"chunk {cid}: {exc}", chunk_id=cid) from exc
     if rate != sample_rate:
@@ -678,104 +691,70 @@ def assemble(
     )
 
 
-# --------------------------------------------------------------------------- streaming
-
-
-STREAM_CUT_PAUSE = 2 * JOIN_GUARD + FRAME // 2  # the shortest pause (samples) a streaming cut can sit in
+# --------------------------------------------------------------------------- joining pieces
 
 
 @dataclass
-class _StreamPiece:
-    """Consecutive chunks (whole batches) encoded together as soon as all of them are synthesised."""
+class _Piece:
+    """One piece of the book (audio/pieces.py) on its way to the join."""
 
-    index: int
-    chunks: tuple[Chunk, ...]
+    spec: PieceSpec
     batches: set[str]  # batches not reported done yet
-    path: Path
-    samples: dict[str, int] = field(default_factory=dict)  # measured while encoding
-    tail: int = 0  # silence after the last chunk inside this piece (samples)
-    length: int = 0  # samples in all
-    future: Future[None] | None = None  # its encoding, once submitted
-
-
-def _stream_tail(pos: int, pause: int, last: bool) -> int:
-    """The silence that closes a streaming piece holding ``pos`` samples before it.
-
-    The planned ``pause``, less the JOIN_GUARD samples that open the next piece, stretched or
-    shortened by at most FRAME // 2 so that the piece is a whole number of frames; the book's last
-    piece keeps its pause as it is.
-    """
-    if last:
-        return pause
-    pause -= JOIN_GUARD
-    rest = (pos + pause) % FRAME
-    return pause - rest if rest <= FRAME // 2 else pause + FRAME - rest
-
-
-def _stream_shape(piece: _StreamPiece, samples: Sequence[int], pieces: int, rate: int) -> tuple[int, int]:
-    """(tail, length) of ``piece`` for its chunks' sample counts ``samples``. Pure."""
-    pos = JOIN_GUARD if piece.index else 0
-    tail = 0
-    for i, (chunk, n) in enumerate(zip(piece.chunks, samples, strict=True)):
-        pos += n
-        pause = ms_to_samples(chunk.pause_after_ms, rate)
-        if i == len(piece.chunks) - 1:
-            pause = tail = _stream_tail(pos, pause, piece.index == pieces - 1)
-        pos += pause
-    return tail, pos
+    path: Path  # its ADTS frames, once obtained
+    stored: StoredPiece | None = None  # its header (sample counts, tail), once obtained
+    future: Future[None] | None = None
 
 
 class StreamingAssembler:
-    """Encodes an m4b/m4a while the book is being synthesised; ``finish()`` then only joins.
+    """Joins an m4b/m4a from encoded pieces as batches finish; ``finish()`` then only joins.
 
-    The book is cut into pieces of whole batches, at the pause after a batch's last chunk (when it is
-    at least STREAM_CUT_PAUSE samples long; shorter pauses keep the next batch in the same piece).
-    ``batch_done(id)`` is called as batches are synthesised (in any order); a piece whose batches
-    are all done is encoded at once, to raw AAC, in a background ffmpeg (at most
-    ``options.encode_jobs`` at a time). ``finish()`` encodes what is left, joins the pieces' frames
-    into the output with tags, chapters and cover (a stream copy), and writes the subtitles.
+    The book is cut into pieces of whole batches (audio/pieces.py: stream_pieces). A piece of one
+    batch is encoded by the worker that synthesised it and stored; ``fetch_piece(spec)`` returns its
+    stored bytes (None when missing). ``batch_done(id)`` is called as batches are synthesised (in any
+    order): a piece whose batches are all done is fetched at once in the background (at most
+    ``options.encode_jobs`` at a time), its frames kept in a temporary file beside the output. A
+    piece of several batches (their ends too short a pause to cut in), or a worker piece that is not
+    in storage, is encoded here from the chunks (``read_pcm(id)``, at most ``encode_jobs`` ffmpeg
+    processes at once): ``coordinator_pieces`` counts them. The chunks of worker pieces are never read.
 
-    So that a piece can be encoded knowing only its own chunks, each piece starts JOIN_GUARD samples
-    into the pause that precedes it, and its last pause is stretched or shortened by at most half a
-    frame (512 samples, 23 ms at 22.05 kHz) so that the piece is a whole number of AAC frames. The
-    chapter marks and subtitle cues are computed from these real pause lengths, so they stay exact;
-    only the pauses at cuts differ from the plan by those few milliseconds.
+    ``finish()`` lays the book out from the sample counts and real tails the pieces carry, so the
+    chapter marks and subtitle cues are exact sample offsets of the output; it joins the pieces'
+    frames (each piece's priming frame but the first dropped, the frame counts checked) into the
+    output with tags, chapters and cover (a stream copy), and writes the subtitles.
 
-    Use ``StreamingAssembler.open(...)``: it returns None where streaming does not apply (a format
-    other than m4b/m4a, ``split_hours``, ``encode_jobs`` 1, or no pause to cut in): then call
-    ``assemble()`` after synthesis. On failure call ``abort()`` (or use it as a context manager).
+    Use ``StreamingAssembler.open(...)``: it returns None where pieces do not apply (a format other
+    than m4b/m4a, or ``split_hours``): then call ``assemble()`` after synthesis. On failure call
+    ``abort()`` (or use it as a context manager).
     """
 
     def __init__(
         self,
         plan: Plan,
-        read_chunk: Callable[[str], bytes],
         out_path: Path,
         options: AssemblyOptions,
         cover: Cover | None,
-        pieces: list[list[Chunk]],
-        chunk_sizes: Callable[[str], int | None] | None = None,
+        specs: Sequence[PieceSpec],
+        fetch_piece: Callable[[PieceSpec], bytes | None],
+        read_pcm: Callable[[str], bytes],
     ) -> None:
         self.plan = plan
-        self.read_chunk = read_chunk
-        self.chunk_sizes = chunk_sizes
         self.out_path = Path(out_path)
         self.options = options
         self.cover = cover
+        self.fetch_piece = fetch_piece
+        self.read_pcm = read_pcm
+        self.coordinator_pieces = 0  # pieces encoded here, from chunks
         self._tmp = tempfile.TemporaryDirectory(
             prefix=f".{self.out_path.stem}.pieces-", dir=self.out_path.parent
         )
         tmp = Path(self._tmp.name)
-        batch_of = {cid: b.id for b in plan.batches for cid in b.chunk_ids}
-        self._pieces = [
-            _StreamPiece(k, tuple(chunks), {batch_of.get(c.id, c.id) for c in chunks}, tmp / f"{k:05d}.aac")
-            for k, chunks in enumerate(pieces)
-        ]
-        self._by_batch: dict[str, list[_StreamPiece]] = {}
+        self._pieces = [_Piece(spec, set(spec.batch_ids), tmp / f"{spec.index:05d}.aac") for spec in specs]
+        self._by_batch: dict[str, list[_Piece]] = {}
         for piece in self._pieces:
             for b in piece.batches:
                 self._by_batch.setdefault(b, []).append(piece)
-        self._pool = ThreadPoolExecutor(max_workers=max(1, options.encode_jobs), thread_name_prefix="encode")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, options.encode_jobs), thread_name_prefix="piece")
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
 
@@ -783,85 +762,72 @@ class StreamingAssembler:
     def open(
         cls,
         plan: Plan,
-        read_chunk: Callable[[str], bytes],
         out_path: Path,
         options: AssemblyOptions | None = None,
         cover: Cover | None = None,
-        chunk_sizes: Callable[[str], int | None] | None = None,
+        *,
+        fetch_piece: Callable[[PieceSpec], bytes | None],
+        read_pcm: Callable[[str], bytes],
     ) -> StreamingAssembler | None:
-        """A streaming assembler for ``plan``, or None where streaming does not apply.
-
-        ``chunk_sizes(id)`` (a chunk's WAV size, like ``Storage.size``) lets ``finish()`` lay the book
-        out and start the final join before the last pieces are encoded.
-        """
+        """A joining assembler for ``plan``, or None where pieces do not apply (see the class)."""
         options = options or AssemblyOptions()
-        fmt = output_format(options.format)
-        if fmt.codec != "aac" or options.split_hours is not None or options.encode_jobs < 2:
-            return None
-        pieces = stream_pieces(plan)
-        if len(pieces) < 2:
+        if options.encode_jobs < 1:
+            raise ConfigError(f"encode_jobs must be at least 1, got {options.encode_jobs}")
+        codec = piece_codec(options.format, options.bitrate, split=options.split_hours is not None)
+        if not codec or not plan.chunks:
             return None
         out_path = Path(out_path)
         try:
             out_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AssemblyError(f"cannot create the output folder {out_path.parent}: {exc.strerror}") from exc
-        return cls(plan, read_chunk, out_path, options, cover, pieces, chunk_sizes)
+        return cls(plan, out_path, options, cover, plan_pieces(plan, codec), fetch_piece, read_pcm)
 
     @property
     def pieces(self) -> int:
         return len(self._pieces)
 
     def batch_done(self, batch_id: str) -> None:
-        """Batch ``batch_id`` is synthesised (its audio in storage): encode the pieces it completes."""
+        """Batch ``batch_id`` is synthesised (its audio in storage): obtain the pieces it completes."""
         for piece in self._by_batch.get(batch_id, ()):
             piece.batches.discard(batch_id)
             if not piece.batches:
                 self._submit(piece)
 
-    def _submit(self, piece: _StreamPiece) -> None:
+    def _submit(self, piece: _Piece) -> None:
         if piece.future is None and not self._closed:
-            piece.future = self._pool.submit(self._encode, piece)
+            piece.future = self._pool.submit(self._obtain, piece)
 
-    def _encode(self, piece: _StreamPiece) -> None:
-        rate = self.plan.sample_rate
-        last = piece.index == len(self._pieces) - 1
-        spec = EncodeSpec(
-            format=self.options.format, sample_rate=rate, bitrate=self.options.bitrate, muxer="adts"
-        )
-        label = f"{self.out_path.name} (piece {piece.index + 1} of {len(self._pieces)})"
-        with PcmEncoder(spec, piece.path, label=label) as encoder:
-            pos = JOIN_GUARD if piece.index else 0
-            if pos:
-                encoder.write(bytes(2 * pos))
-            for i, chunk in enumerate(piece.chunks):
-                if self._stop.is_set():
-                    raise _Cancelled
-                pcm = _read_pcm(chunk.id, self.read_chunk, rate)
-                encoder.write(pcm)
-                piece.samples[chunk.id] = len(pcm) // 2
-                pos += len(pcm) // 2
-                del pcm
-                pause = ms_to_samples(chunk.pause_after_ms, rate)
-                if i == len(piece.chunks) - 1:
-                    pause = piece.tail = _stream_tail(pos, pause, last)
-                if pause:
-                    encoder.write(bytes(2 * pause))
-                pos += pause
-            encoder.finish()
-        piece.length = pos
+    def _obtain(self, piece: _Piece) -> None:
+        spec = piece.spec
+        blob = self.fetch_piece(spec) if spec.by_worker else None
+        if blob is None:
+            if spec.by_worker:
+                log.info("piece %d (batch %s) is not in storage: encoding it here", spec.index + 1, spec.batch_ids[0])
+            label = f"{self.out_path.name} (piece {spec.index + 1} of {len(self._pieces)})"
+            with PieceWriter(spec, label=label) as writer:
+                for cid in spec.chunk_ids:
+                    if self._stop.is_set():
+                        raise _Cancelled
+                    writer.add(self.read_pcm(cid))
+                blob = writer.finish()
+            with self._lock:
+                self.coordinator_pieces += 1
+        stored = parse_piece(blob, spec)
+        with piece.path.open("wb") as fh:
+            fh.write(memoryview(blob)[stored.offset :])
+        piece.stored = stored
 
     def finish(self) -> AssemblyResult:
-        """Encode the pieces not encoded yet and join all of them into the output; the result.
-
-        With ``chunk_sizes`` the join starts at once and takes the pieces in order as they are
-        encoded; without, it waits for every piece first.
-        """
+        """Obtain the pieces not obtained yet and join all of them into the output; the result."""
         if self._closed:
             raise AssemblyError("the streaming assembler is closed")
         try:
             for piece in self._pieces:
                 self._submit(piece)
+            for piece in self._pieces:
+                assert piece.future is not None
+                piece.future.result()
             return self._join()
         except BaseException:
             self.abort()
@@ -871,64 +837,37 @@ class StreamingAssembler:
 
     def _join(self) -> AssemblyResult:
         plan, rate = self.plan, self.plan.sample_rate
-        if self.chunk_sizes is None:
-            for piece in self._pieces:
-                assert piece.future is not None
-                piece.future.result()
-            measure: Callable[[str], int] = {
-                c: n for p in self._pieces for c, n in p.samples.items()
-            }.__getitem__
-        else:
-            measure = _measure(plan, self.read_chunk, self.chunk_sizes)
         samples: dict[str, int] = {}
         pauses: dict[str, int] = {}
-        shapes: list[tuple[int, int]] = []
         for piece in self._pieces:
-            counts = [measure(c.id) for c in piece.chunks]
-            samples.update(zip((c.id for c in piece.chunks), counts, strict=True))
-            tail, length = _stream_shape(piece, counts, len(self._pieces), rate)
-            shapes.append((tail, length))
-            guard = JOIN_GUARD if piece.index < len(self._pieces) - 1 else 0
-            pauses[piece.chunks[-1].id] = tail + guard
+            stored = piece.stored
+            assert stored is not None
+            samples.update(zip(piece.spec.chunk_ids, stored.samples, strict=True))
+            pauses[piece.spec.chunk_ids[-1]] = stored.tail + (0 if piece.spec.last else JOIN_GUARD)
         chapters = layout_book(plan, samples.__getitem__, pauses)
         total = chapters[-1].end - chapters[0].start
-        if total != sum(length for _, length in shapes):
-            raise AssemblyError(f"the pieces hold {sum(x for _, x in shapes)} samples, not {total}")
-
-        def ready(k: int) -> tuple[Path, int]:
-            """Piece ``k`` once encoded, checked against the layout the chapter marks come from."""
-            piece = self._pieces[k]
-            assert piece.future is not None
-            piece.future.result()
-            for c in piece.chunks:
-                if piece.samples.get(c.id) != samples[c.id]:
-                    raise CorruptAudioError(
-                        f"chunk {c.id}: {piece.samples.get(c.id)} samples encoded, but {samples[c.id]} were "
-                        "measured (non-canonical WAV header, or it changed meanwhile)",
-                        c.id,
-                    )
-            if piece.length != shapes[k][1]:
-                raise AssemblyError(f"piece {k + 1}: {piece.length} samples encoded, {shapes[k][1]} planned")
-            return piece.path, piece.length
-
+        lengths = [p.stored.length for p in self._pieces if p.stored is not None]
+        if total != sum(lengths):
+            raise AssemblyError(f"the pieces hold {sum(lengths)} samples, not {total}")
         fmt = output_format(self.options.format)
         staging = _Staging()
         try:
             with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-") as work:
                 workdir = Path(work)
                 cover_path, cover_copy = _cover_file(self.cover, fmt.cover, workdir)
-                job = _Job(
-                    plan, self.read_chunk, self.out_path, self.options, workdir, cover_path, cover_copy, 1
-                )
+                job = _Job(plan, _no_chunks, self.out_path, self.options, workdir, cover_path, cover_copy, 1)
                 final, spec = _part_output(job, chapters, 1)
                 log.info(
-                    "joining %s (%d chapters, %.0f s, %d pieces)",
+                    "joining %s (%d chapters, %.0f s, %d pieces, %d encoded here)",
                     final.name,
                     len(chapters),
                     total / rate,
                     len(self._pieces),
+                    self.coordinator_pieces,
                 )
-                _join_pieces(spec, staging.temp_for(final), final.name, map(ready, range(len(self._pieces))))
+                _join_pieces(
+                    spec, staging.temp_for(final), final.name, [(p.path, n) for p, n in zip(self._pieces, lengths, strict=True)]
+                )
                 part = _finish_part(job, chapters, final, staging)
             staging.commit()
         except BaseException:
@@ -968,26 +907,5 @@ class StreamingAssembler:
             self._close()
 
 
-def stream_pieces(plan: Plan) -> list[list[Chunk]]:
-    """The streaming assembler's pieces: runs of whole batches, cut where a pause is long enough. Pure.
-
-    A cut goes after a chunk that ends a batch (in reading order) when its pause is at least
-    STREAM_CUT_PAUSE samples; chapters without chunks are skipped.
-    """
-    chunks = plan.chunk_map()
-    batch_of = {cid: b.id for b in plan.batches for cid in b.chunk_ids}
-    order = [chunks[cid] for ch in plan.chapters for cid in ch.chunk_ids if cid in chunks]
-    pieces: list[list[Chunk]] = []
-    current: list[Chunk] = []
-    for i, chunk in enumerate(order):
-        current.append(chunk)
-        nxt = order[i + 1] if i + 1 < len(order) else None
-        if nxt is None:
-            break
-        ends_batch = batch_of.get(chunk.id, chunk.id) != batch_of.get(nxt.id, nxt.id)
-        if ends_batch and ms_to_samples(chunk.pause_after_ms, plan.sample_rate) >= STREAM_CUT_PAUSE:
-            pieces.append(current)
-            current = []
-    if current:
-        pieces.append(current)
-    return pieces
+def _no_chunks(cid: str) -> bytes:
+    raise AssertionError(f"the join reads no chunk ({cid})")

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..audio.pieces import PieceSpec, batch_pieces
 from ..distributed_config import (
     DistributedSettings,
     check_shared_directory,
@@ -33,7 +34,7 @@ from ..distributed_config import (
 )
 from ..engines.base import Engine
 from ..errors import ConfigError, Ebook2AudioError, TransientError, VoiceError
-from ..jobstore import chunk_key, load_plan, plan_key
+from ..jobstore import chunk_keys, load_plan, plan_key
 from ..model import Batch, BatchResult, Chunk, ChunkResult, EngineInfo, Plan
 from ..storage.base import Storage
 from ..tasks import synthesize_batch
@@ -143,17 +144,24 @@ def merge_results(batch_id: str, parts: Sequence[BatchResult]) -> BatchResult:
 
 
 def synthesize_halving(
-    storage: Storage, session: str, batch_id: str, chunks: Sequence[Chunk], engine: Engine
+    storage: Storage,
+    session: str,
+    batch_id: str,
+    chunks: Sequence[Chunk],
+    engine: Engine,
+    piece: PieceSpec | None = None,
+    job: str = "",
 ) -> BatchResult:
     """``synthesize_batch``; on CUDA out-of-memory, again as two halves (recursively), not a failure.
 
-    Chunks already written by the failed attempt are skipped by the halves (idempotency). A single
-    chunk that still does not fit raises, and the task retries it later with backoff.
+    Chunks already written by the failed attempt are skipped by the halves (idempotency); the batch's
+    piece is then encoded from the stored chunks. A single chunk that still does not fit raises, and
+    the task retries it later with backoff.
     """
     from ..engines.piper import CudaOutOfMemoryError
 
     try:
-        return synthesize_batch(storage, session, batch_id, chunks, engine)
+        return synthesize_batch(storage, session, batch_id, chunks, engine, piece, job)
     except CudaOutOfMemoryError:
         if len(chunks) < 2:
             raise
@@ -167,6 +175,8 @@ def synthesize_halving(
         )
         first = synthesize_halving(storage, session, batch_id, chunks[:mid], engine)
         second = synthesize_halving(storage, session, batch_id, chunks[mid:], engine)
+        if piece is not None:
+            synthesize_batch(storage, session, batch_id, chunks, engine, piece, job)  # reads, encodes
         return merge_results(batch_id, [first, second])
 
 
@@ -178,6 +188,7 @@ class _PlanEntry:
     plan: Plan
     batches: dict[str, Batch]
     chunks: dict[str, Chunk]
+    pieces: dict[str, PieceSpec]  # batch id -> the piece its worker encodes
 
 
 @dataclass
@@ -224,7 +235,7 @@ class WorkerRuntime:
             plan = load_plan(self.storage, session, job)
         except (FileNotFoundError, KeyError):
             return None
-        entry = _PlanEntry(plan, {b.id: b for b in plan.batches}, plan.chunk_map())
+        entry = _PlanEntry(plan, {b.id: b for b in plan.batches}, plan.chunk_map(), batch_pieces(plan))
         self._plans[cache_key] = entry
         while len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
@@ -274,18 +285,24 @@ class WorkerRuntime:
             raise VoiceError(f"the plan of session {session} names no voice: rerun the coordinator")
         engine = self.engine_for(plan.engine, plan.voice.speed)
         chunks = [entry.chunks[cid] for cid in batch.chunk_ids]
-        result = synthesize_halving(self.storage, session, batch_id, chunks, engine)
-        self._drop_if_job_ended(session, job, result)
+        piece = entry.pieces.get(batch_id)
+        result = synthesize_halving(self.storage, session, batch_id, chunks, engine, piece, job)
+        self._drop_if_job_ended(session, job, result, piece)
         return result_to_json(result, device=engine.device, **where)
 
-    def _drop_if_job_ended(self, session: str, job: str, result: BatchResult) -> None:
+    def _drop_if_job_ended(
+        self, session: str, job: str, result: BatchResult, piece: PieceSpec | None = None
+    ) -> None:
         """A late copy of a batch (its first copy was re-dispatched and the book finished meanwhile)
         may have written chunks after the coordinator's cleanup: with the job's plan gone, remove them.
         Chunks written before the cleanup went with it; those written after are removed here."""
         if not job or not result.chunks or self.storage.exists(plan_key(session, job)):
             return
         for c in result.chunks:
-            self.storage.delete(chunk_key(session, c.chunk_id))
+            for key in chunk_keys(session, c.chunk_id):
+                self.storage.delete(key)
+        if piece is not None:
+            self.storage.delete(piece.key(session, job))
         log.warning(
             "batch %s of session %s finished after its book was done: removed its %d late chunks",
             result.batch_id,

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..distributed_config import DistributedSettings, mask_text, split_ssl_query
 from ..errors import SynthesisError, TransientError, UserError
-from ..jobstore import WAV_HEADER, chunk_done, chunk_key, done_chunks
+from ..jobstore import chunk_done, done_chunks
 from ..model import Batch, BatchResult, ChunkResult, Plan
 from ..plan import dispatch_order
 from ..storage.base import Storage
@@ -439,7 +439,8 @@ class DistributedExecutor:
         status = "failed"
         try:
             self.wait_for_workers()
-            todo = [b for b in dispatch_order(batches) if any(c not in initial_done for c in b.chunk_ids)]
+            # Every batch given is dispatched: one whose chunks are all stored may still lack its piece.
+            todo = dispatch_order(batches)
             tracks: OrderedDict[str, Track] = OrderedDict((b.id, Track(batch=b)) for b in todo)
             with self.app.producer_or_acquire() as producer:
                 for t in tracks.values():
@@ -476,11 +477,8 @@ class DistributedExecutor:
         for cid in batch.chunk_ids:
             if cid in initial_done:
                 continue
-            n = samples.get(cid)
-            if n is None:
-                size = self.storage.size(chunk_key(plan.session, cid)) or WAV_HEADER
-                n = (size - WAV_HEADER) // 2
-            chunks.append(ChunkResult(chunk_id=cid, samples=n))
+            # A chunk another copy wrote: its length is not known here (only progress shows it).
+            chunks.append(ChunkResult(chunk_id=cid, samples=samples.get(cid, 0)))
         audio = sum(c.samples for c in chunks) / plan.sample_rate if plan.sample_rate else 0.0
         return BatchResult(
             batch_id=batch.id,

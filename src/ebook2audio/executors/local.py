@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..audio.pieces import PieceSpec, batch_pieces
 from ..engines.base import Engine, EngineInfo
 from ..errors import SynthesisError
 from ..model import Batch, BatchResult, Chunk, Plan
@@ -55,9 +56,11 @@ def _init_child(root: str, info: EngineInfo, speed: float, device: str) -> None:
     )
 
 
-def _run_batch(session: str, batch_id: str, chunks: Sequence[Chunk]) -> BatchResult:
+def _run_batch(
+    session: str, batch_id: str, chunks: Sequence[Chunk], piece: PieceSpec | None = None, job: str = ""
+) -> BatchResult:
     state = _CHILD["state"]
-    return synthesize_batch(state.storage, session, batch_id, chunks, state.engine)
+    return synthesize_batch(state.storage, session, batch_id, chunks, state.engine, piece, job)
 
 
 @dataclass
@@ -89,11 +92,14 @@ class LocalExecutor:
         if self._engine is None:
             self._engine = load_engine(self.info, speed=self.speed, device=self.device)
         storage = LocalStorage(self.root)
+        pieces = batch_pieces(plan)
         for b in ordered:
             chunks = [cmap[i] for i in b.chunk_ids]
             on_batch(
                 self._with_retry(
-                    lambda c=chunks, b=b: synthesize_batch(storage, plan.session, b.id, c, self._engine)
+                    lambda c=chunks, b=b: synthesize_batch(
+                        storage, plan.session, b.id, c, self._engine, pieces.get(b.id), plan.job
+                    )
                 )
             )  # type: ignore[arg-type]
 
@@ -120,13 +126,16 @@ class LocalExecutor:
         attempts: dict[str, int] = {}
         pending: dict[Future[BatchResult], Batch] = {}
         queue = list(ordered)
+        pieces = batch_pieces(plan)
         # Keep at most 2 batches per process in flight so a kill loses little and order stays longest-first.
         limit = workers * 2
         try:
             while queue or pending:
                 while queue and len(pending) < limit:
                     b = queue.pop(0)
-                    pending[pool.submit(_run_batch, plan.session, b.id, [cmap[i] for i in b.chunk_ids])] = b
+                    chunks = [cmap[i] for i in b.chunk_ids]
+                    fut = pool.submit(_run_batch, plan.session, b.id, chunks, pieces.get(b.id), plan.job)
+                    pending[fut] = b
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     b = pending.pop(fut)
