@@ -429,7 +429,7 @@ class PiperEngine:
     @property
     def seeded(self) -> bool:
         """True when ``synthesize(text, seed=...)`` is reproducible (the model's noise was rewritten)."""
-        session = None if self._voice is None else self._voice.session
+        session = getattr(self._voice, "session", None)
         return isinstance(session, NoiseFeeder) and bool(session.sites)
 
     def synthesize(self, text: str, *, seed: int | None = None) -> bytes:
@@ -442,7 +442,7 @@ class PiperEngine:
             raise SynthesisError("the Piper engine is closed")
         if not is_speakable(text):
             return b""
-        session = self._voice.session
+        session = getattr(self._voice, "session", None)
         noise = session.seeded(seed) if isinstance(session, NoiseFeeder) else nullcontext()
         try:
             with noise:
