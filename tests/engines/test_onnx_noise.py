@@ -93,9 +93,16 @@ def test_a_short_buffer_fails_and_names_its_site() -> None:
     assert short_site(seedable.sites, "INVALID_ARGUMENT : some other failure") is None
 
 
+def _subgraph_attribute(op_type: str) -> bytes:
+    node = _bytes_field(1, b"x") + _bytes_field(2, b"y") + _bytes_field(4, op_type.encode())
+    graph = _bytes_field(1, node) + _bytes_field(2, b"branch")
+    return _bytes_field(5, _bytes_field(1, b"then_branch") + _bytes_field(6, graph) + _varint_field(20, 5))
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
+        (_model("If", _subgraph_attribute("RandomNormalLike")), "RandomNormalLike node inside a subgraph"),
         (_model("RandomUniformLike"), "cannot seed a RandomUniformLike node"),
         (_model("RandomNormal"), "cannot seed a RandomNormal node"),
         (_model(attributes=_attribute("dtype", i=DOUBLE)), "noise of data type 11"),

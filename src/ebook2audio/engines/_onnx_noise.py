@@ -35,6 +35,8 @@ _OTHER_RANDOM_OPS = frozenset(
     {b"RandomNormal", b"RandomUniform", b"RandomUniformLike", b"Multinomial", b"Bernoulli"}
 )
 _SHORT_RE = re.compile(rf"'({NOISE_PREFIX}\d+)/Reshape'")  # in "... running Reshape node. Name:'...'"
+# Every random operator's name contains one of these (a node's bytes include its subgraphs').
+_RANDOM_MARKER = re.compile(rb"Random|Multinomial|Bernoulli")
 _FLOAT = 1  # TensorProto.FLOAT
 _INT64 = 7  # TensorProto.INT64
 _ATTR_GRAPH, _ATTR_GRAPHS = 5, 10  # AttributeProto.AttributeType
@@ -232,17 +234,17 @@ def _subgraphs(node: _ParsedNode) -> Iterator[memoryview]:
                 yield raw[part.value_start : part.end]
 
 
-def _refuse_random_ops(graph: memoryview, *, nested: bool) -> None:
-    """Raise if ``graph`` (a GraphProto) holds a random node this module does not rewrite."""
+def _refuse_random_ops(graph: memoryview) -> None:
+    """Raise if ``graph`` (a subgraph's GraphProto) holds a random node: they are not rewritten."""
     for field in _fields(graph):
-        if field.number != _GRAPH_NODE:
+        if field.number != _GRAPH_NODE or not _RANDOM_MARKER.search(graph[field.start : field.end]):
             continue
         node = _parse_node(graph, field)
-        if node.op_type in _OTHER_RANDOM_OPS or (nested and node.op_type == _RANDOM_NORMAL_LIKE):
-            where = "inside a subgraph" if nested else "in the graph"
-            raise UnsupportedModelError(f"cannot seed a {node.op_type.decode()} node {where} ({node.name})")
+        if node.op_type in _OTHER_RANDOM_OPS or node.op_type == _RANDOM_NORMAL_LIKE:
+            kind = node.op_type.decode()
+            raise UnsupportedModelError(f"cannot seed a {kind} node inside a subgraph ({node.name})")
         for sub in _subgraphs(node):
-            _refuse_random_ops(sub, nested=True)
+            _refuse_random_ops(sub)
 
 
 def _default_opset(model: memoryview) -> int:
@@ -293,16 +295,21 @@ def make_seedable(model: bytes) -> SeedableModel:
         raise UnsupportedModelError("the model has no graph")
     graph_field = graph_fields[0]
     graph = buf[graph_field.value_start : graph_field.end]
-    _refuse_random_ops(graph, nested=False)
     opset = _default_opset(buf)
 
     pieces: list[bytes | memoryview] = []
     extra_initializers: list[bytes] = []
     sites: list[NoiseSite] = []
     for field in _fields(graph):
-        if field.number == _GRAPH_NODE:
+        # Only nodes that mention a random operator (in themselves or in a subgraph) are parsed.
+        if field.number == _GRAPH_NODE and _RANDOM_MARKER.search(graph[field.start : field.end]):
             node = _parse_node(graph, field)
-            if node.op_type == _RANDOM_NORMAL_LIKE and node.domain in ("", "ai.onnx"):
+            standard = node.domain in ("", "ai.onnx")
+            if node.op_type in _OTHER_RANDOM_OPS or (node.op_type == _RANDOM_NORMAL_LIKE and not standard):
+                raise UnsupportedModelError(f"cannot seed a {node.op_type.decode()} node ({node.name})")
+            for sub in _subgraphs(node):
+                _refuse_random_ops(sub)
+            if node.op_type == _RANDOM_NORMAL_LIKE:
                 if opset < 10:
                     raise UnsupportedModelError(f"opset {opset} is too old to seed (10 or later needed)")
                 dtype = _attribute_int(node, "dtype")
