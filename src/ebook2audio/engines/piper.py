@@ -321,7 +321,7 @@ class NoiseFeeder:
         seed = random_seed() if self._seed is None else self._seed
         stream, self._runs = self._runs, self._runs + 1
         units = noise_units(input_feed)
-        sizes = {name: self._first_size(name, units) for name in self._per_unit}
+        sizes = {name: self._initial_size(name, units) for name in self._per_unit}
         wanted = list(output_names or self._outputs)
         if run_options is None:  # a too-short buffer is expected now and then: not logged as an error
             import onnxruntime
@@ -345,7 +345,7 @@ class NoiseFeeder:
             return results[: len(wanted)]
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _first_size(self, name: str, units: float) -> int:
+    def _initial_size(self, name: str, units: float) -> int:
         per_unit = self._per_unit[name] * _MARGIN if self._per_unit[name] else _FIRST_PER_UNIT
         return max(_MIN_SAMPLES, math.ceil(units * per_unit))
 
