@@ -21,6 +21,7 @@ from .ingest import read_book
 from .jobstore import chunk_key, done_chunks, save_cover, save_plan, stored_chunk_sizes
 from .model import BatchResult, Book, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
+from .poison import Substitution, load_substitutions, write_report
 from .storage.base import Storage
 from .storage.local import LocalStorage
 
@@ -71,6 +72,8 @@ class ConvertResult:
     synth_wall_seconds: float
     session: str
     voice: EngineInfo
+    substitutions: tuple[Substitution, ...] = ()  # sentences the voice could not speak (poison.py)
+    report: Path | None = None  # the report.json listing them, beside the output
 
     @property
     def realtime_factor(self) -> float:
@@ -88,8 +91,14 @@ class ConvertResult:
             f"done: {hms(self.duration)} of audio, {self.chapters} chapters, {self.chunks_total} sentences "
             f"({self.chunks_synthesized} synthesised, {self.chunks_skipped} resumed) in {hms(self.wall_seconds)} "
             f"wall time: {self.realtime_factor:.1f}x real time"
+            + (
+                f"; {len(self.substitutions)} sentence(s) replaced because they crash the voice "
+                f"(listed above and in {self.report})"
+                if self.substitutions
+                else ""
+            )
         )
-        return lines
+        return [*lines[:-1], *(f"replaced {s.describe()}" for s in self.substitutions), lines[-1]]
 
 
 def book_session_id(path: Path) -> str:
@@ -161,6 +170,7 @@ def local_executor(storage: Storage, info: EngineInfo, settings: Settings) -> Ex
         speed=settings.speed,
         device=settings.device,
         workers=settings.effective_workers,
+        strict=settings.strict,
     )
 
 
@@ -268,6 +278,7 @@ def convert(
         missing = [c.id for c in plan.chunks if c.id not in now_done]
         if missing:
             raise SynthesisError(f"{len(missing)} sentences have no audio after synthesis; rerun to resume")
+        substitutions = load_substitutions(store, plan)
 
         rep.phase("assembling")
         if streaming is not None:
@@ -285,6 +296,7 @@ def convert(
         if streaming is not None:
             streaming.abort()
         raise
+    report = write_report(out_path, plan, substitutions)
     if not settings.keep_work:
         cleanup = getattr(store, "delete_prefix", None)
         if cleanup is not None:
@@ -301,4 +313,6 @@ def convert(
         synth_wall_seconds=synth_wall,
         session=session,
         voice=info,
+        substitutions=tuple(substitutions),
+        report=report,
     )
