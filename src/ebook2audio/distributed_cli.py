@@ -145,7 +145,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     app = make_celery_app(ds)
 
     def factory(store: Any, info: Any, s: Any) -> DistributedExecutor:
-        return DistributedExecutor(app, ds, store, notify=reporter.message)
+        return DistributedExecutor(app, ds, store, notify=reporter.message, strict=s.strict)
 
     # One coordinator per session: a second one on the same book would overwrite the plan, and the
     # first to finish would delete the audio the other is assembling.
