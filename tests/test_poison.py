@@ -106,6 +106,8 @@ def test_resample_keeps_the_duration() -> None:
 def test_storage_attempts_count_and_clear(tmp_path: Path) -> None:
     a = StorageAttempts(LocalStorage(tmp_path))
     assert [a.mark("s/attempts/b-x") for _ in range(3)] == [1, 2, 3]
+    a.unmark("s/attempts/b-x")
+    assert a.mark("s/attempts/b-x") == 3
     a.clear("s/attempts/b-x")
     a.clear("s/attempts/b-x")  # clearing twice is harmless
     assert a.mark("s/attempts/b-x") == 1
@@ -191,10 +193,18 @@ def test_strict_stops_on_the_poison_sentence_and_keeps_the_count(tmp_path: Path)
     assert engine.calls == [chunks[0].text]  # the sentence before it is kept, the poison never spoken
     assert storage.exists(chunk_key("s", chunks[0].id))
     assert not load_substitutions(storage, plan)
-    # the counts stay: without --strict, the next delivery replaces it at once
+    # stopping is no death: a second --strict run counts the same, then without it the sentence
+    # goes to the fallback (2 deaths), not to silence
+    with (
+        pytest.raises(PoisonSentenceError),
+        BatchGuard(attempts, storage, "s", batch.id, len(chunks), strict=True) as guard,
+    ):
+        assert guard.deaths == 2
+        synthesize_batch(storage, "s", batch.id, chunks, engine, guard=guard)
     with BatchGuard(attempts, storage, "s", batch.id, len(chunks), fallback=FallbackEngine) as guard:
         synthesize_batch(storage, "s", batch.id, chunks, engine, guard=guard)
-    assert [s.chunk_id for s in load_substitutions(storage, plan)] == [poison.id]
+    (sub,) = load_substitutions(storage, plan)
+    assert sub.chunk_id == poison.id and sub.replacement.startswith("fallback voice")
 
 
 def test_a_batch_that_dies_outside_any_sentence_gives_up(tmp_path: Path) -> None:

@@ -119,6 +119,10 @@ class Attempts(Protocol):
         """Increment the counter ``name``; its new value."""
         ...
 
+    def unmark(self, name: str) -> None:
+        """Undo this delivery's ``mark`` (it ended without a death, and the count must stay)."""
+        ...
+
     def clear(self, name: str) -> None: ...
 
 
@@ -135,6 +139,16 @@ class StorageAttempts:
             count = 0
         self.storage.put_bytes(name, str(count + 1).encode())
         return count + 1
+
+    def unmark(self, name: str) -> None:
+        try:
+            count = int(self.storage.get_bytes(name).decode() or "0")
+        except (FileNotFoundError, KeyError, ValueError, UnicodeDecodeError):
+            return
+        if count <= 1:
+            self.clear(name)
+        else:
+            self.storage.put_bytes(name, str(count - 1).encode())
 
     def clear(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError, KeyError):
@@ -155,6 +169,9 @@ class RedisAttempts:
         pipe.expire(key, self.ttl)
         count, _ = pipe.execute()
         return int(count)
+
+    def unmark(self, name: str) -> None:
+        self.client.decr(f"ebook2audio:attempts:{name}")
 
     def clear(self, name: str) -> None:
         self.client.delete(f"ebook2audio:attempts:{name}")
@@ -309,8 +326,11 @@ class BatchGuard:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if isinstance(exc, PoisonSentenceError):
-            return  # the count stays: a rerun goes straight to the same decision
-        self.attempts.clear(batch_marker(self.session, self.batch_id))
+            # --strict stopped it: not a death, but the count of deaths stays, so that a rerun
+            # goes straight back to the same sentence and the same decision
+            self.attempts.unmark(batch_marker(self.session, self.batch_id))
+        else:
+            self.attempts.clear(batch_marker(self.session, self.batch_id))
         if self._fallback_engine is not None:
             with contextlib.suppress(Exception):
                 self._fallback_engine.close()
@@ -329,6 +349,7 @@ class BatchGuard:
         deaths = self.attempts.mark(name) - 1
         action = chunk_action(deaths, strict=self.strict, fallback=self.fallback is not None)
         if action is Action.FAIL:
+            self.attempts.unmark(name)  # stopping is no death: the next run counts the same
             raise PoisonSentenceError(
                 f"sentence {chunk.index + 1} of chapter {chunk.chapter + 1} kills the synthesis process "
                 f"({deaths} times) and --strict is set: {_short(chunk.text)!r}; the work done so far is "
