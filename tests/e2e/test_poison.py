@@ -61,10 +61,12 @@ def _check_report(out: Path, replacement: str, chapter: int = 2) -> dict:
     return entry
 
 
-def test_sim_poison_sentence_is_replaced_and_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["2", "1"])
+def test_sim_poison_sentence_is_replaced_and_reported(tmp_path: Path, workers: str) -> None:
+    """-w 1 too: the one synthesis process is a child, so its crash costs a process, not the run."""
     book = write_book(tmp_path / "book.txt")
     t0 = time.monotonic()
-    r = run_cli(["convert", str(book), "--engine", "sim", "-w", "2", "-o", "out", "--keep-work", "-q"],
+    r = run_cli(["convert", str(book), "--engine", "sim", "-w", workers, "-o", "out", "--keep-work", "-q"],
                 tmp_path, timeout=180, EBOOK2AUDIO_SIM_MS_PER_CHAR="2", EBOOK2AUDIO_SIM_CRASH_ON=MARK)  # fmt: skip
     elapsed = time.monotonic() - t0
     assert r.returncode == 0, r.stderr

@@ -21,7 +21,7 @@ import pickle
 import signal
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
 from multiprocessing.process import BaseProcess
@@ -151,48 +151,15 @@ class LocalExecutor:
     workers: int = 1
     retries: int = 1
     strict: bool = False  # a sentence that kills its process is an error, not replaced
-    _engine: Engine | None = field(default=None, init=False, repr=False)
 
     def run(self, plan: Plan, batches: Sequence[Batch], on_batch: OnBatch) -> None:
         if not batches:
             return
         cmap = plan.chunk_map()
         ordered = dispatch_order(batches)
-        workers = max(1, min(self.workers, len(ordered)))
-        if workers == 1:
-            self._run_inline(plan, ordered, cmap, on_batch)
-        else:
-            self._run_pool(plan, ordered, cmap, on_batch, workers)
-
-    def _run_inline(
-        self, plan: Plan, ordered: list[Batch], cmap: dict[str, Chunk], on_batch: OnBatch
-    ) -> None:
-        """One process: a crash ends the run, but the markers count it, so reruns converge."""
-        from ..engines.registry import load_engine
-
-        if self._engine is None:
-            self._engine = load_engine(self.info, speed=self.speed, device=self.device)
-        engine = self._engine
-        storage = LocalStorage(self.root)
-        for b in ordered:
-            chunks = [cmap[i] for i in b.chunk_ids]
-            on_batch(
-                self._with_retry(
-                    lambda c=chunks, b=b: guarded_batch(
-                        storage, plan.session, b.id, c, engine, strict=self.strict, speed=self.speed
-                    )
-                )
-            )  # type: ignore[arg-type]
-
-    def _with_retry(self, fn):  # type: ignore[no-untyped-def]
-        for attempt in range(self.retries + 1):
-            try:
-                return fn()
-            except SynthesisError:
-                if attempt == self.retries:
-                    raise
-                log.warning("synthesis failed, retrying the batch", exc_info=True)
-        raise AssertionError("unreachable")
+        # Even one worker is a child process: a crash in native code (a segfault) then costs a
+        # process, not the run, and is counted and handled like any other death.
+        self._run_pool(plan, ordered, cmap, on_batch, max(1, min(self.workers, len(ordered))))
 
     def _start(self, ctx: multiprocessing.context.SpawnContext) -> _Slot:
         parent, child = ctx.Pipe()
@@ -304,6 +271,4 @@ class LocalExecutor:
             s.conn.close()
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        """Nothing to release: each pool process closes its own engine."""
