@@ -26,6 +26,7 @@ from ebook2audio.poison import (
     batch_marker,
     chunk_action,
     chunk_marker,
+    job_keys,
     load_substitutions,
     max_batch_deaths,
     report_path,
@@ -233,3 +234,17 @@ def test_substitutions_are_listed_per_plan_in_reading_order_and_reported(tmp_pat
         (2, "Two", c2.index + 1, c2.text),
     ]  # 1-based, the chapter's spoken title first
     assert write_report(out, plan, []) is None and not path.exists()  # a stale report goes
+
+
+def test_job_keys_name_everything_a_plan_left(tmp_path: Path) -> None:
+    """A cleanup deleting job_keys(plan) leaves no record or counter of the plan behind."""
+    storage, plan, batch, chunks = _setup(tmp_path)
+    attempts = StorageAttempts(storage)
+    _die(attempts, batch_marker("s", batch.id), 2)
+    _die(attempts, chunk_marker("s", chunks[1].id), 2)
+    _die(attempts, chunk_marker("s", chunks[2].id), 1)  # a death in the middle of a sentence
+    with BatchGuard(attempts, storage, "s", batch.id, len(chunks), fallback=FallbackEngine) as guard:
+        synthesize_batch(storage, "s", batch.id, chunks[:2], FakeEngine(), guard=guard)
+    _die(attempts, batch_marker("s", plan.batches[-1].id), 1)
+    left = set(storage.list("s/attempts/")) | set(storage.list("s/substitutes/"))
+    assert left and left <= set(job_keys(plan))

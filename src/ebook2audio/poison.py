@@ -112,6 +112,17 @@ def substitutes_prefix(session: str) -> str:
     return f"{session}/substitutes/"
 
 
+def job_keys(plan: Plan) -> list[str]:
+    """Every storage key this module may have written for ``plan``'s chunks and batches (for a cleanup
+    that deletes exactly what a plan made): substitution records and the embedded mode's counters."""
+    s = plan.session
+    return [
+        *(substitute_key(s, c.id) for c in plan.chunks),
+        *(chunk_marker(s, c.id) for c in plan.chunks),
+        *(batch_marker(s, b.id) for b in plan.batches),
+    ]
+
+
 class Attempts(Protocol):
     """Crash-safe counters: ``mark`` is durable when it returns, before the risky work starts."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def test_sim_poison_sentence_is_replaced_and_reported(tmp_path: Path, workers: s
     assert elapsed < 120
     said = " ".join(r.stderr.split())
     assert "killed by SIGSEGV" in said
+    # each death was charged to the poison's batch only (the other process was left alone)
+    assert len(set(re.findall(r"killed by SIGSEGV\) on batch (\w+)", said))) == 1, r.stderr
     assert "1 sentence(s) replaced because they crash the voice" in said
     assert "replaced chapter 2, sentence" in said and MARK in said
     entry = _check_report(tmp_path / "out", "fallback voice espeak-ng")
