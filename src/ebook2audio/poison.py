@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from .engines.base import Engine
 from .errors import PoisonSentenceError
 from .model import Chunk, EngineInfo, Plan
 from .storage.base import Storage
@@ -272,7 +273,7 @@ class Turn:
     deaths: int
 
 
-EngineLoader = Callable[[], Any]  # () -> Engine
+EngineLoader = Callable[[], Engine]
 
 
 def fallback_info(main: EngineInfo) -> EngineInfo:
@@ -283,7 +284,7 @@ def fallback_info(main: EngineInfo) -> EngineInfo:
     return resolve_voice(VoiceSpec(engine="espeak", language=main.language or "en"))
 
 
-def load_fallback(main: EngineInfo, speed: float) -> Any:
+def load_fallback(main: EngineInfo, speed: float) -> Engine:
     from .engines.registry import load_engine
 
     return load_engine(fallback_info(main), speed=speed, device="cpu")
@@ -309,7 +310,7 @@ class BatchGuard:
     strict: bool = False
     fallback: EngineLoader | None = None
     deaths: int = field(default=0, init=False)
-    _fallback_engine: Any = field(default=None, init=False, repr=False)
+    _fallback_engine: Engine | None = field(default=None, init=False, repr=False)
     _fallback_error: str = field(default="", init=False, repr=False)
 
     @property
@@ -375,7 +376,7 @@ class BatchGuard:
             raise
         self.attempts.clear(name)
 
-    def fallback_engine(self) -> Any | None:
+    def fallback_engine(self) -> Engine | None:
         """The fallback engine, loaded once; None when it cannot load (the reason is kept)."""
         if self._fallback_engine is None and not self._fallback_error and self.fallback is not None:
             try:
