@@ -53,3 +53,7 @@ class SynthesisError(Ebook2AudioError):
 
 class AssemblyError(Ebook2AudioError):
     """ffmpeg or the assembly of chunk audio failed."""
+
+
+class PoisonSentenceError(UserError):
+    """--strict: a sentence kills the synthesis process (the work done so far is kept)."""

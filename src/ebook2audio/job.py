@@ -39,6 +39,7 @@ from typing import Protocol
 from .errors import UserError
 from .jobstore import chunk_key, load_plan, plans_prefix, save_plan, stored_chunk_sizes
 from .model import Plan
+from .poison import batch_marker, chunk_marker, substitute_key
 from .storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,10 @@ class Job:
             mine = [c.id for c in self.plan.chunks if c.id not in needed]
             for cid in mine:
                 self.storage.delete(chunk_key(self.session, cid))
+                self.storage.delete(substitute_key(self.session, cid))
+                self.storage.delete(chunk_marker(self.session, cid))
+            for b in self.plan.batches:
+                self.storage.delete(batch_marker(self.session, b.id))
             return len(mine)
 
 

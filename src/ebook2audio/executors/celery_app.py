@@ -1,14 +1,16 @@
 """The Celery side of the distributed mode: the app, its one task, and the worker.
 
-The task ``ebook2audio.synthesize_batch(session, batch_id, chapter=, chars=, job=)`` is a thin wrapper:
-its arguments are ids (``chapter`` and ``chars`` only make it readable in Flower); the worker loads the
-job's plan from shared storage (cached per job), the engine the plan names (once per process) and calls
+The task ``ebook2audio.synthesize_batch(session, batch_id, chapter=, chars=, job=, strict=)`` is a
+thin wrapper: its arguments are ids (``chapter`` and ``chars`` only make it readable in Flower;
+``strict`` is ``--strict``); the worker loads the job's plan from shared storage (cached per job), the
+engine the plan names (once per process) and calls
 :func:`ebook2audio.tasks.synthesize_batch`, which is idempotent. The JSON result is a
 :class:`~ebook2audio.model.BatchResult` (see :func:`result_to_json`).
 
 Configuration (:func:`celery_config`): Redis as broker and result backend, JSON only (a pickled
 message is refused), late acks + reject on worker loss + prefetch 1 (the queue balances the work),
-a visibility timeout above the hard time limit, task events on (Flower), STARTED states tracked
+a visibility timeout above the hard time limit (a batch whose process died is requeued, and counted by
+its crash-safe delivery counter in Redis, :mod:`ebook2audio.poison`, so a poison sentence ends), task events on (Flower), STARTED states tracked
 (the coordinator learns which worker holds which batch).
 
 Only this module and :mod:`.distributed` import celery.
@@ -35,6 +37,7 @@ from ..engines.base import Engine
 from ..errors import ConfigError, Ebook2AudioError, TransientError, VoiceError
 from ..jobstore import chunk_key, load_plan, plan_key
 from ..model import Batch, BatchResult, Chunk, ChunkResult, EngineInfo, Plan
+from ..poison import Attempts, BatchGuard, RedisAttempts, load_fallback
 from ..storage.base import Storage
 from ..tasks import synthesize_batch
 from .local import single_thread_env
@@ -143,7 +146,12 @@ def merge_results(batch_id: str, parts: Sequence[BatchResult]) -> BatchResult:
 
 
 def synthesize_halving(
-    storage: Storage, session: str, batch_id: str, chunks: Sequence[Chunk], engine: Engine
+    storage: Storage,
+    session: str,
+    batch_id: str,
+    chunks: Sequence[Chunk],
+    engine: Engine,
+    guard: BatchGuard | None = None,
 ) -> BatchResult:
     """``synthesize_batch``; on CUDA out-of-memory, again as two halves (recursively), not a failure.
 
@@ -153,7 +161,7 @@ def synthesize_halving(
     from ..engines.piper import CudaOutOfMemoryError
 
     try:
-        return synthesize_batch(storage, session, batch_id, chunks, engine)
+        return synthesize_batch(storage, session, batch_id, chunks, engine, guard=guard)
     except CudaOutOfMemoryError:
         if len(chunks) < 2:
             raise
@@ -165,8 +173,8 @@ def synthesize_halving(
             mid,
             len(chunks) - mid,
         )
-        first = synthesize_halving(storage, session, batch_id, chunks[:mid], engine)
-        second = synthesize_halving(storage, session, batch_id, chunks[mid:], engine)
+        first = synthesize_halving(storage, session, batch_id, chunks[:mid], engine, guard)
+        second = synthesize_halving(storage, session, batch_id, chunks[mid:], engine, guard)
         return merge_results(batch_id, [first, second])
 
 
@@ -195,11 +203,13 @@ class WorkerRuntime:
     _plans: OrderedDict[str, _PlanEntry] = field(default_factory=OrderedDict, init=False)
     _engine: Engine | None = field(default=None, init=False)
     _engine_key: tuple[EngineInfo, float, str] | None = field(default=None, init=False)
+    _redis: Any = field(default=None, init=False)
 
     def _check_process(self) -> None:
         pid = os.getpid()
         if pid != self._pid:
             self._pid = pid
+            self._redis = None  # never use a connection inherited across a fork
             self._storage = None
             self._plans = OrderedDict()
             self._engine = None  # never close an engine inherited from the parent: it is the parent's
@@ -211,6 +221,16 @@ class WorkerRuntime:
         if self._storage is None:
             self._storage = open_shared_storage(self.settings)
         return self._storage
+
+    @property
+    def attempts(self) -> Attempts:
+        """Crash-safe delivery counters in Redis (the broker): no request to the shared storage."""
+        self._check_process()
+        if self._redis is None:
+            from .distributed import redis_client  # imported here: distributed imports this module
+
+            self._redis = redis_client(self.settings)
+        return RedisAttempts(self._redis)
 
     def plan_entry(self, session: str, batch_id: str, job: str = "") -> _PlanEntry | None:
         """The job's plan (cached), reloaded once when it does not know ``batch_id`` (a new plan)."""
@@ -254,8 +274,16 @@ class WorkerRuntime:
         self._engine, self._engine_key = engine, key
         return engine
 
-    def run(self, session: str, batch_id: str, hostname: str = "", job: str = "") -> dict[str, Any]:
-        """Synthesise one batch of one job; the JSON-safe result the coordinator reads."""
+    def run(
+        self, session: str, batch_id: str, hostname: str = "", strict: bool = False, job: str = ""
+    ) -> dict[str, Any]:
+        """Synthesise one batch of one job; the JSON-safe result the coordinator reads.
+
+        The delivery is counted in Redis before the engine loads (:class:`~ebook2audio.poison.BatchGuard`):
+        a batch whose process died (Celery requeues it: ``reject_on_worker_lost``) is searched for
+        the sentence that kills it after two deaths, and that sentence replaced (or, ``strict``, an
+        error) instead of every worker crashing on it in turn.
+        """
         entry = self.plan_entry(session, batch_id, job)
         where = {"hostname": hostname, "pid": os.getpid()}
         if entry is None:
@@ -272,9 +300,19 @@ class WorkerRuntime:
         plan = entry.plan
         if plan.engine is None:
             raise VoiceError(f"the plan of session {session} names no voice: rerun the coordinator")
-        engine = self.engine_for(plan.engine, plan.voice.speed)
         chunks = [entry.chunks[cid] for cid in batch.chunk_ids]
-        result = synthesize_halving(self.storage, session, batch_id, chunks, engine)
+        info, speed = plan.engine, plan.voice.speed
+        with BatchGuard(
+            self.attempts,
+            self.storage,
+            session,
+            batch_id,
+            len(chunks),
+            strict=strict,
+            fallback=lambda: load_fallback(info, speed),
+        ) as guard:
+            engine = self.engine_for(info, speed)
+            result = synthesize_halving(self.storage, session, batch_id, chunks, engine, guard)
         self._drop_if_job_ended(session, job, result)
         return result_to_json(result, device=engine.device, **where)
 
@@ -372,9 +410,12 @@ def make_celery_app(ds: DistributedSettings) -> Any:
         batch_id: str,
         chapter: int | None = None,
         chars: int | None = None,
+        strict: bool = False,
         job: str = "",
     ) -> dict[str, Any]:
-        return runtime.run(session, batch_id, hostname=str(self.request.hostname or ""), job=job)
+        return runtime.run(
+            session, batch_id, hostname=str(self.request.hostname or ""), strict=strict, job=job
+        )
 
     return app
 

@@ -43,7 +43,15 @@ CHECKPOINT_PREFIX = "checkpoint:"
 CHECKPOINT_TTL = 7 * 86400  # a finished or failed job's checkpoint stays a week for monitors
 STATUSES = ("waiting", "running", "done", "failed", "stalled")
 USER_ERROR_TYPES = frozenset(
-    {"UserError", "VoiceError", "ConfigError", "BookError", "UnsupportedFormatError", "DRMError"}
+    {
+        "UserError",
+        "VoiceError",
+        "ConfigError",
+        "BookError",
+        "UnsupportedFormatError",
+        "DRMError",
+        "PoisonSentenceError",  # --strict: a sentence kills the synthesis process
+    }
 )
 # Failures that say nothing about the batch (Redis or storage briefly away): retried without counting.
 TRANSIENT_ERROR_TYPES = frozenset(
@@ -316,6 +324,7 @@ class DistributedExecutor:
     timing: Timing = Timing()
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    strict: bool = False  # --strict: the workers stop on a sentence that kills their process
     _client: Any = field(default=None, init=False, repr=False)
     _last_seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _nonce: str = field(default_factory=lambda: secrets.token_hex(3), init=False)
@@ -413,7 +422,7 @@ class DistributedExecutor:
         task_id = f"{plan.session}.{self._nonce}.{b.id}.{len(track.task_ids) + 1}"
         self.app.tasks[TASK_NAME].apply_async(
             args=(plan.session, b.id),
-            kwargs={"chapter": b.chapter + 1, "chars": b.chars, "job": plan.job},
+            kwargs={"chapter": b.chapter + 1, "chars": b.chars, "job": plan.job, "strict": self.strict},
             task_id=task_id,
             queue=self.settings.queue,
             producer=producer,
