@@ -9,13 +9,14 @@ host's switch port down and up again (a pulled cable, seen from outside the host
 
 Processes run as ``ip netns exec NS unshare --uts sh -c 'hostname H; exec ...'``: their
 ``socket.gethostname()`` is the host's name. Everything (processes first, then namespaces, which takes
-their links with them) is removed on exit, also after a failure. Names carry the test process's pid.
+their links with them) is removed on exit, also after a failure. Names carry the test process's pid\n(``e2a<pid>-<host>``); those of a killed test process are removed by the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -143,6 +144,16 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
         proc.wait(timeout)
 
 
+def remove_stale() -> None:
+    """Delete namespaces left by an earlier test process that was killed (``e2a<pid>-...``, pid gone)."""
+    listed = _ip("netns", "list", check=False).stdout.split("\n")
+    for line in listed:
+        name = line.split(" ", 1)[0]
+        m = re.fullmatch(r"e2a(\d+)-[\w-]+", name)
+        if m and not Path(f"/proc/{m.group(1)}").exists():
+            _ip("netns", "del", name, check=False)
+
+
 class Network:
     """A private bridge in its own namespace and the hosts plugged into it; all removed on exit."""
 
@@ -153,6 +164,7 @@ class Network:
         self._namespaces: list[str] = []
 
     def __enter__(self) -> Network:
+        remove_stale()
         try:
             self._add_netns(self.switch)
             _ip("-n", self.switch, "link", "set", "lo", "up")

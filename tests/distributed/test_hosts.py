@@ -86,6 +86,10 @@ def _held_task(log: Path) -> bool:
     return bool(received - finished)
 
 
+def batches_of(plan: dict) -> dict[str, dict]:
+    return {b["id"]: b for b in plan["batches"]}
+
+
 @pytest.fixture
 def network() -> Iterator[Network]:
     reason = why_unavailable()
@@ -232,11 +236,14 @@ def test_two_worker_hosts_and_a_pulled_cable(network: Network, tmp_path: Path) -
     ids = [c["id"] for c in plan["chunks"]]
     stored = {k: v for k, v in listing["objects"].items() if k.startswith(f"{session}/chunks/")}
     assert sorted(stored) == sorted(chunk_key(session, cid) for cid in ids)
-    assert sorted(written) == sorted(ids)
+    # All by succeeded tasks, except (at most) the one batch w1 held when cut, had it stored its audio
+    # before losing the link: the re-dispatched copy then found it stored and reported it skipped.
+    cut_batch = set(batches_of(plan)[held[0]]["chunk_ids"])
+    assert set(written) <= set(ids) and set(ids) - set(written) <= cut_batch, (sorted(written), ids)
     m = SUMMARY.search(text)
     assert m and m.groups() == (str(len(ids)), "0"), text  # each chunk counted once
     # The batch w1 held was one of several of its chapter (cut mid-chapter).
-    batches = {b["id"]: b for b in plan["batches"]}
+    batches = batches_of(plan)
     chapter = batches[held[0]]["chapter"]
     assert sum(1 for b in plan["batches"] if b["chapter"] == chapter) >= 2, plan["batches"]
 
