@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ebook2audio.audio.assemble import probe
+from ebook2audio.jobstore import WAV_HEADER, chunk_key
 
 from .conftest import RedisServer
 from .helpers import SUMMARY, cli_env, write_book
@@ -228,8 +229,6 @@ def test_two_worker_hosts_and_a_pulled_cable(network: Network, tmp_path: Path) -
         "print(json.dumps({'objects': {o['Key']: o['Size'] for o in objs}, 'plan': plan, 'plans': plans}))\n",
         env,
     ))  # fmt: skip
-    from ebook2audio.jobstore import WAV_HEADER, chunk_key
-
     plan = listing["plan"]
     assert len(listing["plans"]) == 1, listing["plans"]
     session = plan["session"]
