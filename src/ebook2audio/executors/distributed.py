@@ -182,12 +182,17 @@ class Track:
 def lost_to_dead_workers(
     tracks: Iterable[Track], last_seen: Mapping[str, float], now: float, dead_after: float
 ) -> list[Track]:
-    """Batches STARTED by a worker not heard from (ping) for ``dead_after`` seconds."""
+    """Batches STARTED by a worker not heard from for ``dead_after`` seconds.
+
+    Heard from: a ping reply, or starting the batch itself (``state_since``). A worker whose link
+    comes back takes tasks again before its control channel answers pings (seconds later): its new
+    batches are not given away while it works on them.
+    """
     out = []
     for t in tracks:
         if t.state != "STARTED" or not t.holder:
             continue
-        seen = last_seen.get(t.holder, t.state_since)
+        seen = max(last_seen.get(t.holder, t.state_since), t.state_since)
         if now - seen >= dead_after:
             out.append(t)
     return out
