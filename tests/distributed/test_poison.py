@@ -61,12 +61,12 @@ def test_poison_sentence_ends_in_distributed_mode(redis_server: RedisServer, tmp
     assert "1 sentence(s) replaced because they crash the voice" in said and MARK in said
     entry = _report_entry(tmp_path / "out")
 
-    (plan_path,) = shared.glob("*/plan.json")
+    (plan_path,) = shared.glob("*/plans/*.json")
     plan = json.loads(plan_path.read_text())
     rate = plan["sample_rate"]
     total = 0
     for c in plan["chunks"]:
-        data = (plan_path.parent / "chunks" / c["id"][:2] / f"{c['id']}.wav").read_bytes()
+        data = (plan_path.parent.parent / "chunks" / c["id"][:2] / f"{c['id']}.wav").read_bytes()
         n = (len(data) - 44) // 2
         total += n + (c["pause_after_ms"] * rate + 500) // 1000
         sim_length = round(len(c["text"].strip()) * SECONDS_PER_CHAR * rate)

@@ -42,8 +42,8 @@ def write_book(path: Path, chapters: int = 3, paragraphs: int = 3) -> Path:
 
 
 def _job(tmp_path: Path) -> tuple[Path, dict]:
-    (plan_path,) = (tmp_path / "cache" / "ebook2audio" / "jobs").glob("*/plan.json")
-    return plan_path.parent, json.loads(plan_path.read_text())
+    (plan_path,) = (tmp_path / "cache" / "ebook2audio" / "jobs").glob("*/plans/*.json")
+    return plan_path.parent.parent, json.loads(plan_path.read_text())
 
 
 def _wav_samples(job: Path, chunk_id: str) -> tuple[int, bytes]:
