@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StorageError, UserError
+from .base import check_key, check_prefix
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,6 @@ def _is_client_error(exc: Exception) -> bool:
     from botocore.exceptions import ClientError
 
     return isinstance(exc, ClientError)
-
-
-def _check_key(key: str) -> str:
-    p = PurePosixPath(key)
-    if not key or key.startswith("/") or ".." in p.parts:
-        raise StorageError(f"invalid storage key {key!r}")
-    return key
 
 
 def _normalise_prefix(prefix: str) -> str:
@@ -115,7 +109,10 @@ class S3Storage:
 
         what = f"{action} {key!r} in {self._where()}" if key is not None else f"{action} {self._where()}"
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return UserError(f"no S3 credentials to {what}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            return UserError(
+                f"no S3 credentials to {what}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(and AWS_SESSION_TOKEN for temporary ones), or AWS_PROFILE, or run where an instance role applies"
+            )
         if isinstance(exc, ClientError):
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
@@ -143,7 +140,8 @@ class S3Storage:
         return (BotoCoreError, ClientError)
 
     def _object(self, key: str) -> str:
-        return self.prefix + _check_key(key)
+        check_key(key)
+        return self.prefix + key
 
     # -- the Storage protocol --------------------------------------------------------------------
 
@@ -271,11 +269,13 @@ class S3Storage:
             raise translated from exc
 
     def delete_prefix(self, prefix: str) -> None:
-        """Delete every key under ``prefix`` with batched DeleteObjects requests."""
-        if not prefix.strip("/") and not self.prefix:
-            raise StorageError("refusing to delete a whole bucket: give a non-empty prefix")
+        """Delete every key in the folder ``prefix`` names, with batched DeleteObjects requests.
+
+        Empty, ``.``, ``..`` and absolute prefixes are refused (:func:`check_prefix`), whatever the
+        storage's own prefix: never the whole bucket, nor the whole shared area in it.
+        """
         batch: list[str] = []
-        for key in self.list(prefix):
+        for key in self.list(check_prefix(prefix)):
             batch.append(self.prefix + key)
             if len(batch) == self.page_size:
                 self._delete_batch(batch)
@@ -347,6 +347,7 @@ def open_s3_storage(
     region: str | None = None,
     access_key: str | None = None,
     secret_key: str | None = None,
+    session_token: str | None = None,
     prefix: str = "",
     max_attempts: int = 5,
     connect_timeout: float = 10.0,
@@ -356,13 +357,18 @@ def open_s3_storage(
 ) -> S3Storage:
     """A ready :class:`S3Storage`: a boto3 client with standard-mode retries, the bucket checked.
 
-    Credentials not given here come from boto3's usual chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    ~/.aws, instance roles). ``endpoint_url`` selects MinIO or another S3-compatible server.
-    ``session`` is an optional boto3 Session to build the client from (it caches the service model).
+    Credentials: with ``access_key`` and ``secret_key``, those (and ``session_token``, the third part of
+    temporary STS/SSO credentials); with neither, boto3's own chain, untouched (a token alone is left
+    to it): the AWS_* environment
+    variables (AWS_SESSION_TOKEN included), AWS_PROFILE and ~/.aws (SSO, assume-role, credential_process),
+    container and instance roles, refreshed by boto3 when they expire. ``endpoint_url`` selects MinIO
+    or another S3-compatible server. ``session`` is an optional boto3 Session to build the client from
+    (it caches the service model).
     """
     if not bucket:
         raise UserError("S3 storage needs a bucket: set S3_BUCKET_NAME or --s3-bucket")
     access_key, secret_key = access_key or None, secret_key or None
+    session_token = session_token or None
     if (access_key is None) != (secret_key is None):
         raise UserError("give both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
     try:
@@ -392,8 +398,9 @@ def open_s3_storage(
             "s3",
             endpoint_url=endpoint_url or None,
             region_name=region or None,
-            aws_access_key_id=access_key or None,
-            aws_secret_access_key=secret_key or None,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=session_token if access_key is not None else None,
             config=config,
         )
     except (BotoCoreError, ValueError) as exc:
