@@ -12,6 +12,10 @@ from pathlib import Path
 
 NOBODY = 65534
 
+#: Prefixes delete_prefix must refuse in every backend: the whole storage, or outside a job folder.
+DANGEROUS_PREFIXES = ["", "/", ".", "./", "..", "../", "/etc", "/tmp/", "../x", "a/..", "a/../..", "./a",
+                      "a/./b", "a//b", "sess/../other", "//", "a\0b"]  # fmt: skip
+
 
 def tree(root: Path) -> dict[str, tuple[str, int, str]]:
     """{relative path: (kind, mode, sha256 of a file's bytes)} of everything under ``root``."""

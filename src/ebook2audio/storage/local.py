@@ -40,8 +40,8 @@ def _os_error(exc: OSError, action: str, path: Path | str) -> Exception:
     """Our exception for an OSError: a permission error is permanent, anything else transient."""
     if isinstance(exc, PermissionError):
         return StoragePermissionError(
-            f"permission denied to {action} {path} in shared storage: give the coordinator's and the "
-            "workers' users read/write access (same group and a umask such as 002, or the same user)"
+            f"permission denied to {action} {path}: this user may not; on shared storage give the "
+            "coordinator's and the workers' users access (one group and umask 002, or one user)"
         )
     return StorageError(f"cannot {action} {path}: {exc.strerror or exc}")
 
