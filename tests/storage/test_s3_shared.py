@@ -18,7 +18,7 @@ from ebook2audio.distributed_config import DistributedSettings, load_distributed
 from ebook2audio.errors import InvalidKeyError
 from ebook2audio.executors.distributed import DistributedExecutor
 from ebook2audio.jobstore import chunk_key, stored_chunk_sizes
-from ebook2audio.model import Batch, Chunk, Metadata, Plan, PlannedChapter, VoiceSpec
+from ebook2audio.model import Batch, BatchResult, Chunk, Metadata, Plan, PlannedChapter, VoiceSpec
 from ebook2audio.storage.s3 import S3Storage, open_s3_storage
 from tests.s3_server import S3Server
 from tests.storage.helpers import DANGEROUS_PREFIXES
@@ -298,6 +298,13 @@ def test_batch_verification_costs_one_listing_whatever_the_batch_size(s3_server:
         per_batch[batch.id] = Counter(calls)
         calls.clear()
     assert per_batch["b0"] == per_batch["b1"] == Counter({"ListObjectsV2": 1})
+    # A batch completed by the sweep (no result: its chunks' lengths unknown) takes them from the
+    # listing too, not from a HEAD per chunk.
+    calls = count_requests(ex.storage)
+    empty = BatchResult(batch_id="b1", chunks=(), skipped=0, synth_seconds=0.0, audio_seconds=0.0)
+    rebuilt = ex._rebuild(plan, plan.batches[1], empty, set())
+    assert [c.samples for c in rebuilt.chunks] == [800] * 60 and rebuilt.audio_seconds == 6.0
+    assert not calls
 
 
 def test_many_batches_share_one_listing_and_a_missing_chunk_lists_again_once_per_poll(

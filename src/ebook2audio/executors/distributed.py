@@ -479,7 +479,10 @@ class DistributedExecutor:
                 continue
             n = samples.get(cid)
             if n is None:
-                size = self.storage.size(chunk_key(plan.session, cid)) or WAV_HEADER
+                key = chunk_key(plan.session, cid)
+                listing = self._listing if self._listing and self._listing.session == plan.session else None
+                listed = listing.sizes.get(key) if listing is not None else None
+                size = (listed if listed is not None else self.storage.size(key)) or WAV_HEADER
                 n = (size - WAV_HEADER) // 2
             chunks.append(ChunkResult(chunk_id=cid, samples=n))
         audio = sum(c.samples for c in chunks) / plan.sample_rate if plan.sample_rate else 0.0
