@@ -4,18 +4,23 @@ batch verification from one listing (requests counted)."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import multiprocessing
 import threading
+import urllib.error
+import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from ebook2audio.audio.pcm import wav_bytes
 from ebook2audio.distributed_config import DistributedSettings, load_distributed_settings, open_shared_storage
-from ebook2audio.errors import InvalidKeyError
+from ebook2audio.errors import InvalidKeyError, StorageError
 from ebook2audio.executors.distributed import DistributedExecutor
 from ebook2audio.jobstore import chunk_key, stored_chunk_sizes
 from ebook2audio.model import Batch, BatchResult, Chunk, Metadata, Plan, PlannedChapter, VoiceSpec
@@ -349,3 +354,98 @@ def test_listed_sizes_are_trusted_and_the_final_done_check_still_reads_headers(
     ex = DistributedExecutor(app=None, settings=DistributedSettings(), storage=st, clock=_Clock())
     assert ex._batch_in_storage(plan, plan.batches[0])
     assert stored_chunk_sizes(st, plan) == {ids[0]: len(wav)}
+
+
+# -- servers that conflict or do not implement conditional writes ----------------------------------
+
+
+class _Proxy(http.server.BaseHTTPRequestHandler):
+    """A real HTTP proxy in front of the S3 server; ``refuse`` answers some conditional PUTs itself."""
+
+    upstream = ""
+    refuse: ClassVar[dict[str, Any]] = {}  # {"status": 409|501, "code": ..., "times": n}; n is counted down
+    protocol_version = "HTTP/1.1"
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.command == "PUT" and self.headers.get("If-None-Match") == "*" and self.refuse["times"] > 0:
+            self.refuse["times"] -= 1
+            payload = f"<Error><Code>{self.refuse['code']}</Code><Message>refused</Message></Error>".encode()
+            self.send_response(self.refuse["status"])
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        req = urllib.request.Request(self.upstream + self.path, data=body, method=self.command)
+        for k, v in self.headers.items():
+            if k.lower() not in ("host", "content-length", "connection", "expect"):
+                req.add_header(k, v)
+        if body is not None and "Content-Type" not in self.headers:
+            # urllib would say form-urlencoded, and the server would parse the body away as a form.
+            req.add_header("Content-Type", "binary/octet-stream")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, headers, data = resp.status, resp.headers.items(), resp.read()
+        except urllib.error.HTTPError as err:
+            status, headers, data = err.code, err.headers.items(), err.read()
+        self.send_response(status)
+        for k, v in headers:
+            if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _proxied(server: S3Server, bucket: str, refuse: dict[str, Any]) -> Iterator[S3Storage]:
+    handler = type("Handler", (_Proxy,), {"upstream": server.url, "refuse": refuse})
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield open_s3_storage(
+            bucket,
+            endpoint_url=f"http://127.0.0.1:{proxy.server_address[1]}",
+            region=server.region,
+            access_key=server.access_key,
+            secret_key=server.secret_key,
+            session=server.session,
+        )
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_a_conflicting_conditional_write_is_tried_again(s3_server: S3Server, s3_bucket: str) -> None:
+    """409 ConditionalRequestConflict (AWS: another conditional write of the key is in flight, and
+    may yet fail): tried again, and this writer wins once the other has not stored anything."""
+    refuse = {"status": 409, "code": "ConditionalRequestConflict", "times": 2}
+    with _proxied(s3_server, s3_bucket, refuse) as st:
+        assert st.put_bytes_if_absent("s/k.wav", b"mine") is True
+        assert refuse["times"] == 0
+        assert st.get_bytes("s/k.wav") == b"mine"
+        refuse["times"] = 100  # the conflict never clears: a transient error, the task is retried
+        with pytest.raises(StorageError, match="still in progress"):
+            st.put_bytes_if_absent("s/other.wav", b"x")
+        assert not st.exists("s/other.wav")
+
+
+def test_a_server_without_conditional_writes_falls_back_to_check_then_put(
+    s3_server: S3Server, s3_bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    refuse = {"status": 501, "code": "NotImplemented", "times": 100}
+    with _proxied(s3_server, s3_bucket, refuse) as st:
+        assert st.put_bytes_if_absent("s/k.wav", b"first") is True
+        assert st.put_bytes_if_absent("s/k.wav", b"second") is False
+        assert st.get_bytes("s/k.wav") == b"first"
+        assert refuse["times"] == 99  # asked once; later writes go straight to the fallback
+    assert "does not implement conditional writes" in caplog.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,6 +24,7 @@ from .base import check_key, check_prefix
 log = logging.getLogger(__name__)
 
 DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+CONFLICT_RETRIES = 5  # conditional PUTs tried again on 409 ConditionalRequestConflict (~1.5 s in all)
 _COPY_BLOCK = 1 << 20
 
 # Error codes that mean "the bucket is not there" or "you may not use it": the user must act.
@@ -92,6 +94,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = _normalise_prefix(prefix)
         self.endpoint_url = endpoint_url
+        self.conditional_writes = True  # False once the server answers 501 to If-None-Match
 
     # -- error translation -------------------------------------------------------------------
 
@@ -168,22 +171,61 @@ class S3Storage:
             raise self._translate(exc, "write", key) from exc
 
     def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
-        """A conditional PUT (``If-None-Match: *``): S3 refuses it when the object exists."""
+        """A conditional PUT (``If-None-Match: *``): S3 refuses it when the object exists.
+
+        412 PreconditionFailed: another writer stored it first (False). 409 ConditionalRequestConflict:
+        a conditional write of the same key is in flight; it may yet fail, so ours is tried again a
+        few times (then a transient StorageError: the task is retried and finds the winner's blob).
+        A server without conditional writes (501 NotImplemented) gets :meth:`_put_if_absent_unsafe`.
+        """
         from botocore.exceptions import ClientError
 
+        if not self.conditional_writes:
+            return self._put_if_absent_unsafe(key, data)
         name = self._object(key)
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=name, Body=data, ContentLength=len(data), IfNoneMatch="*"
-            )
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
-                return False
-            raise self._translate(exc, "write", key) from exc
-        except self._errors() as exc:
-            raise self._translate(exc, "write", key) from exc
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=name, Body=data, ContentLength=len(data), IfNoneMatch="*"
+                )
+                return True
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code == "PreconditionFailed" or status == 412:
+                    return False
+                if code == "ConditionalRequestConflict" or status == 409:
+                    if attempt < CONFLICT_RETRIES:
+                        time.sleep(0.05 * 2**attempt)
+                        continue
+                    raise StorageError(
+                        f"cannot write {key!r} in {self._where()}: another conditional write of it is "
+                        "still in progress"
+                    ) from exc
+                if code == "NotImplemented" or status == 501:
+                    log.warning(
+                        "%s does not implement conditional writes (If-None-Match): a chunk is checked, "
+                        "then written; duplicate batches may replace one another's chunks",
+                        self._where(),
+                    )
+                    self.conditional_writes = False
+                    return self._put_if_absent_unsafe(key, data)
+                raise self._translate(exc, "write", key) from exc
+            except self._errors() as exc:
+                raise self._translate(exc, "write", key) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _put_if_absent_unsafe(self, key: str, data: bytes) -> bool:
+        """For servers without conditional writes: HEAD, then a plain PUT if nothing is there.
+
+        Not atomic: two writers between the HEAD and the PUT both write, and the last PUT stays. What
+        it still guarantees rests on S3 itself (every PUT is whole: readers never see a partial blob)
+        and on the engines (a chunk id gives the same samples on every worker, so the blob that stays
+        is the same audio). AWS S3, MinIO and Ceph RGW implement ``If-None-Match: *``.
+        """
+        if self.size(key) is not None:
+            return False
+        self.put_bytes(key, data)
         return True
 
     def get_bytes(self, key: str) -> bytes:
