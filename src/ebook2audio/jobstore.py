@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from .model import Cover, Plan
 from .storage.base import Storage
@@ -99,3 +101,47 @@ def stored_chunk_sizes(storage: Storage, plan: Plan) -> dict[str, int]:
 def done_chunks(storage: Storage, plan: Plan) -> set[str]:
     """Ids of the plan's chunks whose audio is stored and whole (see stored_chunk_sizes)."""
     return set(stored_chunk_sizes(storage, plan))
+
+
+@dataclass
+class ChunkListing:
+    """The sizes of a session's stored chunks from one listing (``storage.sizes(prefix)``), taken again
+    on demand but not more often than the caller allows: many batches are checked against one listing.
+
+    ``has_all`` trusts the listed sizes (>= a WAV header), without reading headers: see
+    ``DistributedExecutor._batch_in_storage`` for why that is safe there. A listing is taken again
+    only for a chunk missing from the last one, and then at most once per ``min_interval`` seconds,
+    stretched to 4 times what the last listing took (a listing of a long book costs one request per
+    1,000 chunks: the coordinator spends at most a fifth of its time listing), capped at
+    ``max_interval``.
+    """
+
+    storage: Storage  # one with sizes(prefix)
+    session: str
+    clock: Callable[[], float]
+    sizes: dict[str, int] = field(default_factory=dict)
+    listed_at: float | None = None
+    took: float = 0.0
+    listings: int = 0
+
+    def refresh(self) -> None:
+        start = self.clock()
+        lister: Callable[[str], dict[str, int]] = self.storage.sizes  # type: ignore[attr-defined]
+        self.sizes = lister(f"{self.session}/chunks/")
+        self.listed_at = self.clock()
+        self.took = self.listed_at - start
+        self.listings += 1
+
+    def _listed(self, keys: list[str]) -> bool:
+        return all(self.sizes.get(k, 0) >= WAV_HEADER for k in keys)
+
+    def has_all(self, chunk_ids: Iterable[str], min_interval: float, max_interval: float) -> bool:
+        keys = [chunk_key(self.session, cid) for cid in chunk_ids]
+        if self.listed_at is not None:
+            if self._listed(keys):
+                return True
+            wait = min(max(min_interval, 4 * self.took), max_interval)
+            if self.clock() - self.listed_at < wait:
+                return False
+        self.refresh()
+        return self._listed(keys)

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..distributed_config import DistributedSettings, mask_text, split_ssl_query
 from ..errors import SynthesisError, TransientError, UserError
-from ..jobstore import WAV_HEADER, chunk_done, chunk_key, done_chunks
+from ..jobstore import WAV_HEADER, ChunkListing, chunk_done, chunk_key, done_chunks
 from ..model import Batch, BatchResult, ChunkResult, Plan
 from ..plan import dispatch_order
 from ..storage.base import Storage
@@ -51,6 +51,8 @@ USER_ERROR_TYPES = frozenset(
         "UnsupportedFormatError",
         "DRMError",
         "PoisonSentenceError",  # --strict: a sentence kills the synthesis process
+        "StoragePermissionError",  # permanent: a worker may not read/write the shared storage
+        "InvalidKeyError",
     }
 )
 # Failures that say nothing about the batch (Redis or storage briefly away): retried without counting.
@@ -336,6 +338,7 @@ class DistributedExecutor:
     _next_orphan_check: float = field(default=0.0, init=False, repr=False)
     # Raises job.LockLostError when this coordinator no longer holds its session (checked every loop).
     check_lock: Callable[[], None] = lambda: None
+    _listing: ChunkListing | None = field(default=None, init=False, repr=False)
 
     # -- Redis helpers
 
@@ -492,7 +495,10 @@ class DistributedExecutor:
                 continue
             n = samples.get(cid)
             if n is None:
-                size = self.storage.size(chunk_key(plan.session, cid)) or WAV_HEADER
+                key = chunk_key(plan.session, cid)
+                listing = self._listing if self._listing and self._listing.session == plan.session else None
+                listed = listing.sizes.get(key) if listing is not None else None
+                size = (listed if listed is not None else self.storage.size(key)) or WAV_HEADER
                 n = (size - WAV_HEADER) // 2
             chunks.append(ChunkResult(chunk_id=cid, samples=n))
         audio = sum(c.samples for c in chunks) / plan.sample_rate if plan.sample_rate else 0.0
@@ -505,7 +511,27 @@ class DistributedExecutor:
         )
 
     def _batch_in_storage(self, plan: Plan, batch: Batch) -> bool:
-        return all(chunk_done(self.storage, plan.session, cid) for cid in batch.chunk_ids)
+        """Every chunk of ``batch`` is in storage, from one listing of the session shared by all batches.
+
+        A storage that lists sizes (S3) is listed once for many batches: each batch is checked against
+        the newest listing, and one missing from it makes a new listing, at most once per poll of
+        the results (see ``ChunkListing``), so the requests per finished batch do not grow with its
+        chunk count (on S3: ceil(chunks of the book / 1,000) per poll that finds new work, shared by
+        every batch that poll completes; before, a HEAD and a ranged GET per chunk). Its sizes are trusted
+        here: every writer writes a whole WAV in one atomic PUT/rename/link, so a listed size >= the
+        WAV header is what the worker wrote. Headers are still checked, once, by the final done-check
+        after synthesis (``stored_chunk_sizes`` in the pipeline), which a damaged blob fails ("rerun to
+        resume"), before any assembly. A storage without a listing (a local or NFS directory: a stat
+        and a 44-byte read per chunk, no request to count) checks each chunk's header here.
+        """
+        if not hasattr(self.storage, "sizes"):
+            return all(chunk_done(self.storage, plan.session, cid) for cid in batch.chunk_ids)
+        listing = self._listing
+        if listing is None or listing.session != plan.session:
+            listing = self._listing = ChunkListing(self.storage, plan.session, self.clock)
+        # Listed again at most once per poll (or 4x the listing's own time), and at least 4 times
+        # within verify_grace, so that a finished batch is never taken for a lost one.
+        return listing.has_all(batch.chunk_ids, self.timing.poll, self.timing.verify_grace / 4)
 
     def _loop(
         self,
