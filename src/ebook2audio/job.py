@@ -41,6 +41,7 @@ from .jobstore import chunk_key, load_plan, plans_prefix, save_plan, stored_chun
 from .model import Plan
 from .poison import batch_marker, chunk_marker, substitute_key
 from .storage.base import Storage
+from .storage.local import _os_error
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class FileLocks:
             except FileNotFoundError:
                 continue  # the folder was removed between mkdir and open
             except OSError as exc:
-                raise UserError(f"cannot create a lock in {self.dir}: {exc.strerror or exc}") from exc
+                raise _os_error(exc, "write", path) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except OSError as exc:
