@@ -71,7 +71,7 @@ def test_old_wav_chunks_resume_across_the_upgrade(tmp_path: Path) -> None:
     storage.put_bytes(chunk_key("s", old.id, ".wav"), wav_bytes(pcm, FAKE_INFO.sample_rate))
     assert old.id in done_chunks(storage, plan)
     engine = FakeEngine()
-    r = synthesize_batch(storage, "s", batch.id, chunks, engine, batch_pieces(plan)[batch.id], "j")
+    r = synthesize_batch(storage, "s", batch.id, chunks, engine, piece=batch_pieces(plan)[batch.id], job="j")
     assert old.text not in engine.calls and r.skipped == 1  # the WAV counts as done
     assert read_chunk_pcm(storage, "s", old.id, FAKE_INFO.sample_rate) == pcm
     assert storage.get_bytes(chunk_key("s", chunks[1].id))[:4] == b"fLaC"  # new chunks are FLAC
@@ -130,7 +130,7 @@ def test_the_unit_of_work_stores_its_piece_and_resumes_a_missing_one(tmp_path: P
     assert spec.lead == JOIN_GUARD
     chunks = [plan.chunk_map()[i] for i in batch.chunk_ids]
     engine = FakeEngine()
-    r1 = synthesize_batch(storage, "s", batch.id, chunks, engine, spec, "j")
+    r1 = synthesize_batch(storage, "s", batch.id, chunks, engine, piece=spec, job="j")
     blob = storage.get_bytes(spec.key("s", "j"))
     head = parse_piece(blob, spec)
     assert list(head.samples) == [c.samples for c in r1.chunks] == [80 * len(c.text) for c in chunks]
@@ -138,16 +138,16 @@ def test_the_unit_of_work_stores_its_piece_and_resumes_a_missing_one(tmp_path: P
     assert abs(head.tail - (spec.pauses[-1] - JOIN_GUARD)) <= 512
     # a second delivery: the piece is there, nothing is synthesised or read
     calls = len(engine.calls)
-    r2 = synthesize_batch(storage, "s", batch.id, chunks, engine, spec, "j")
+    r2 = synthesize_batch(storage, "s", batch.id, chunks, engine, piece=spec, job="j")
     assert r2.chunks == () and r2.skipped == len(chunks) and len(engine.calls) == calls
     # the piece lost (a worker died between chunks and piece, a resume): made again from the chunks
     storage.delete(spec.key("s", "j"))
-    r3 = synthesize_batch(storage, "s", batch.id, chunks, engine, spec, "j")
+    r3 = synthesize_batch(storage, "s", batch.id, chunks, engine, piece=spec, job="j")
     assert r3.skipped == len(chunks) and len(engine.calls) == calls
     assert parse_piece(storage.get_bytes(spec.key("s", "j")), spec) == head
     # a piece for other chunks is refused
     with pytest.raises(ValueError, match="not this batch"):
-        synthesize_batch(storage, "s", batch.id, chunks[:1], engine, spec, "j")
+        synthesize_batch(storage, "s", batch.id, chunks[:1], engine, piece=spec, job="j")
 
 
 # --------------------------------------------------------------------------- the coordinator joins

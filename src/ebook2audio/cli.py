@@ -58,6 +58,10 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "--encode-jobs", type=int, metavar="N",
         help="ffmpeg processes encoding m4b/m4a pieces while synthesis runs (default: one per core; 1 = serial)",
     )  # fmt: skip
+    p.add_argument(
+        "--strict", action="store_const", const=True,
+        help="stop (exit 2, work kept) on a sentence that crashes the voice instead of replacing it",
+    )  # fmt: skip
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
 
 

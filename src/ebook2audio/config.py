@@ -55,6 +55,7 @@ class Settings:
     batch_chars: int = 1200
     granularity: str = "sentence"  # sentence | chapter
     encode_jobs: int = 0  # ffmpeg processes encoding an m4b/m4a in pieces; 0 = one per core, 1 = serial
+    strict: bool = False  # a sentence that crashes the engine is an error (exit 2), not replaced
 
     def validated(self) -> Settings:
         if self.format not in FORMATS:

@@ -153,7 +153,9 @@ def run_coordinator(args: argparse.Namespace) -> int:
     locks = RedisLocks(lock_client, notify=reporter.message)
 
     def factory(store: Any, info: Any, s: Any) -> DistributedExecutor:
-        return DistributedExecutor(app, ds, store, notify=reporter.message, check_lock=locks.check)
+        return DistributedExecutor(
+            app, ds, store, notify=reporter.message, strict=s.strict, check_lock=locks.check
+        )
 
     session = settings.session or book_session_id(book)
     try:

@@ -33,6 +33,7 @@ ENV_VARS: tuple[str, ...] = (
     "S3_BUCKET_NAME",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
     "AWS_REGION",
     "CELERY_WORKER_CONCURRENCY",
     "CELERY_WORKER_MAX_TASKS_PER_CHILD",
@@ -74,6 +75,7 @@ class DistributedSettings:
     s3_bucket: str = ""
     aws_access_key_id: str = ""
     aws_secret_access_key: str = ""
+    aws_session_token: str = ""  # AWS_SESSION_TOKEN: the third part of temporary (STS/SSO) credentials
     aws_region: str = ""
     worker_concurrency: int = 1  # CELERY_WORKER_CONCURRENCY: processes per worker (one per GPU)
     max_tasks_per_child: int = 0  # CELERY_WORKER_MAX_TASKS_PER_CHILD: 0 = never recycle
@@ -135,7 +137,13 @@ class DistributedSettings:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed."""
         pw = urlsplit(self.redis_url).password
-        found = [unquote(pw) if pw else "", pw or "", self.aws_secret_access_key, self.flower_password]
+        found = [
+            unquote(pw) if pw else "",
+            pw or "",
+            self.aws_secret_access_key,
+            self.aws_session_token,
+            self.flower_password,
+        ]
         return tuple(s for s in found if s)
 
 
@@ -152,6 +160,7 @@ _ENV_FIELDS = {
     "S3_BUCKET_NAME": "s3_bucket",
     "AWS_ACCESS_KEY_ID": "aws_access_key_id",
     "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
     "AWS_REGION": "aws_region",
     "CELERY_WORKER_CONCURRENCY": "worker_concurrency",
     "CELERY_WORKER_MAX_TASKS_PER_CHILD": "max_tasks_per_child",
@@ -310,6 +319,7 @@ def open_shared_storage(ds: DistributedSettings) -> Storage:
             region=ds.aws_region or None,
             access_key=ds.aws_access_key_id or None,
             secret_key=ds.aws_secret_access_key or None,
+            session_token=ds.aws_session_token or None,
         )
     if ds.storage_type == "s3":  # pragma: no cover - until storage.open_storage exists
         raise ConfigError("shared storage s3 is not available in this build")

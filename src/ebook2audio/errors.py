@@ -53,3 +53,20 @@ class SynthesisError(Ebook2AudioError):
 
 class AssemblyError(Ebook2AudioError):
     """ffmpeg or the assembly of chunk audio failed."""
+
+
+class PoisonSentenceError(UserError):
+    """--strict: a sentence kills the synthesis process (the work done so far is kept)."""
+
+
+class StoragePermissionError(UserError):
+    """Shared storage refuses this user (file modes, ownership, a read-only mount): retrying cannot help.
+
+    Permanent, unlike :class:`StorageError`: the executors do not retry it and the CLI prints one line
+    naming the path.
+    """
+
+
+class InvalidKeyError(UserError):
+    """A storage key or prefix that is empty, absolute, or has ``.``/``..`` parts: it could reach outside
+    its job (``delete_prefix(".")`` would delete the whole storage), so it is refused before any I/O."""

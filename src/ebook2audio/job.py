@@ -40,7 +40,9 @@ from .audio.pieces import pieces_prefix
 from .errors import UserError
 from .jobstore import chunk_keys, load_plan, plans_prefix, save_plan, stored_chunk_sizes
 from .model import Plan
+from .poison import batch_marker, chunk_marker, substitute_key
 from .storage.base import Storage
+from .storage.local import _os_error
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,7 @@ class FileLocks:
             except FileNotFoundError:
                 continue  # the folder was removed between mkdir and open
             except OSError as exc:
-                raise UserError(f"cannot create a lock in {self.dir}: {exc.strerror or exc}") from exc
+                raise _os_error(exc, "write", path) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except OSError as exc:
@@ -244,6 +246,10 @@ class Job:
             for cid in mine:
                 for key in chunk_keys(self.session, cid):
                     self.storage.delete(key)
+                self.storage.delete(substitute_key(self.session, cid))
+                self.storage.delete(chunk_marker(self.session, cid))
+            for b in self.plan.batches:
+                self.storage.delete(batch_marker(self.session, b.id))
             for key in list(self.storage.list(pieces_prefix(self.session, self.id))):
                 self.storage.delete(key)  # this job's encoded pieces: no other job reads them
             return len(mine)

@@ -10,6 +10,8 @@ Storage is the truth about what is done: a chunk is done when its blob exists an
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from .audio.chunkfmt import HEAD_BYTES, blob_whole, chunk_pcm
 from .audio.pcm import CorruptAudioError
@@ -17,6 +19,7 @@ from .model import Cover, Plan
 from .storage.base import Storage
 
 CHUNK_EXTS = (".flac", ".wav")  # what new chunks are, then what earlier versions wrote
+WAV_HEADER = 44  # no whole chunk blob (FLAC or WAV) is smaller
 
 
 def plans_prefix(session: str) -> str:
@@ -65,7 +68,7 @@ def load_cover(storage: Storage, session: str) -> Cover | None:
 
 def chunk_whole(storage: Storage, key: str, size: int | None) -> bool:
     """The blob ``key`` of ``size`` bytes (None: missing) looks like whole chunk audio (FLAC or WAV)."""
-    if size is None or size < 44:
+    if size is None or size < WAV_HEADER:
         return False
     try:
         head = storage.get_head(key, HEAD_BYTES)
@@ -160,3 +163,49 @@ def stored_pieces(storage: Storage, session: str, job: str) -> set[str]:
     from .audio.pieces import pieces_prefix
 
     return set(storage.list(pieces_prefix(session, job)))
+
+
+@dataclass
+class ChunkListing:
+    """The sizes of a session's stored chunks from one listing (``storage.sizes(prefix)``), taken again
+    on demand but not more often than the caller allows: many batches are checked against one listing.
+
+    ``has_all`` trusts the listed sizes (>= a WAV header; a chunk may be FLAC or an earlier
+    version's WAV), without reading headers: see ``DistributedExecutor._batch_in_storage`` for why
+    that is safe there. A listing is taken again only for a chunk missing from the last one, and then
+    at most once per ``min_interval`` seconds, stretched to 4 times what the last listing took (a
+    listing of a long book costs one request per 1,000 chunks: the coordinator spends at most a fifth
+    of its time listing), capped at ``max_interval``.
+    """
+
+    storage: Storage  # one with sizes(prefix)
+    session: str
+    clock: Callable[[], float]
+    sizes: dict[str, int] = field(default_factory=dict)
+    listed_at: float | None = None
+    took: float = 0.0
+    listings: int = 0
+
+    def refresh(self) -> None:
+        start = self.clock()
+        lister: Callable[[str], dict[str, int]] = self.storage.sizes  # type: ignore[attr-defined]
+        self.sizes = lister(f"{self.session}/chunks/")
+        self.listed_at = self.clock()
+        self.took = self.listed_at - start
+        self.listings += 1
+
+    def _listed(self, chunk_ids: list[str]) -> bool:
+        return all(
+            any(self.sizes.get(k, 0) >= WAV_HEADER for k in chunk_keys(self.session, cid)) for cid in chunk_ids
+        )
+
+    def has_all(self, chunk_ids: Iterable[str], min_interval: float, max_interval: float) -> bool:
+        ids = list(chunk_ids)
+        if self.listed_at is not None:
+            if self._listed(ids):
+                return True
+            wait = min(max(min_interval, 4 * self.took), max_interval)
+            if self.clock() - self.listed_at < wait:
+                return False
+        self.refresh()
+        return self._listed(ids)

@@ -24,6 +24,7 @@ from .job import FileLocks, Job, JobLocks, check_session_id
 from .jobstore import chunk_keys, read_chunk_pcm, save_cover, stored_chunk_sizes, stored_pieces
 from .model import BatchResult, Book, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
+from .poison import Substitution, load_substitutions, write_report
 from .storage.base import Storage
 from .storage.local import LocalStorage
 
@@ -74,6 +75,8 @@ class ConvertResult:
     synth_wall_seconds: float
     session: str
     voice: EngineInfo
+    substitutions: tuple[Substitution, ...] = ()  # sentences the voice could not speak (poison.py)
+    report: Path | None = None  # the report.json listing them, beside the output
 
     @property
     def realtime_factor(self) -> float:
@@ -91,8 +94,14 @@ class ConvertResult:
             f"done: {hms(self.duration)} of audio, {self.chapters} chapters, {self.chunks_total} sentences "
             f"({self.chunks_synthesized} synthesised, {self.chunks_skipped} resumed) in {hms(self.wall_seconds)} "
             f"wall time: {self.realtime_factor:.1f}x real time"
+            + (
+                f"; {len(self.substitutions)} sentence(s) replaced because they crash the voice "
+                f"(listed above and in {self.report})"
+                if self.substitutions
+                else ""
+            )
         )
-        return lines
+        return [*lines[:-1], *(f"replaced {s.describe()}" for s in self.substitutions), lines[-1]]
 
 
 def book_session_id(path: Path) -> str:
@@ -164,6 +173,7 @@ def local_executor(storage: Storage, info: EngineInfo, settings: Settings) -> Ex
         speed=settings.speed,
         device=settings.device,
         workers=settings.effective_workers,
+        strict=settings.strict,
     )
 
 
@@ -219,23 +229,36 @@ def convert(
     job = Job.for_plan(store, plan, str(out_path.resolve()), locks)
     plan = job.plan
     with locks.hold_job(session, job.id, str(out_path)):
-        result, done, synthesized, synth_wall = _run_job(job, book, settings, rep, out_path, executor_factory, info)
+        outcome = _run_job(job, book, settings, rep, out_path, executor_factory, info)
         locks.check()
         if not settings.keep_work:
             job.cleanup()
+    result = outcome.result
     return ConvertResult(
         outputs=result.outputs,
         subtitles=result.subtitles,
         duration=result.duration,
         chapters=len(plan.chapters),
         chunks_total=len(plan.chunks),
-        chunks_synthesized=synthesized,
-        chunks_skipped=len(done),
+        chunks_synthesized=outcome.synthesized,
+        chunks_skipped=len(outcome.done),
         wall_seconds=time.perf_counter() - t_start,
-        synth_wall_seconds=synth_wall,
+        synth_wall_seconds=outcome.synth_wall,
         session=session,
         voice=info,
+        substitutions=outcome.substitutions,
+        report=outcome.report,
     )
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    result: AssemblyResult
+    done: set[str]  # chunks already whole at the start
+    synthesized: int  # chunks made during the run
+    synth_wall: float
+    substitutions: tuple[Substitution, ...]
+    report: Path | None
 
 
 def _run_job(
@@ -246,8 +269,8 @@ def _run_job(
     out_path: Path,
     executor_factory: ExecutorFactory,
     info: EngineInfo,
-) -> tuple[AssemblyResult, set[str], int, float]:
-    """Register the job, synthesise what is missing, assemble: (result, done at start, made, synth wall)."""
+) -> JobOutcome:
+    """Register the job, synthesise what is missing, assemble, write the report of replaced sentences."""
     plan, store, session = job.plan, job.storage, job.session
     done = set(job.register())
     if book.cover is not None:
@@ -330,6 +353,7 @@ def _run_job(
         missing = [c.id for c in plan.chunks if c.id not in now_done]
         if missing:
             raise SynthesisError(f"{len(missing)} sentences have no audio after synthesis; rerun to resume")
+        substitutions = load_substitutions(store, plan)
 
         rep.phase("assembling")
         if streaming is not None:
@@ -340,4 +364,5 @@ def _run_job(
         if streaming is not None:
             streaming.abort()
         raise
-    return result, done, synthesized, synth_wall
+    report = write_report(out_path, plan, substitutions)
+    return JobOutcome(result, done, synthesized, synth_wall, tuple(substitutions), report)

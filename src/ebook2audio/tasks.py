@@ -7,9 +7,14 @@ next to them (audio/pieces.py): the coordinator then only joins pieces and never
 It is idempotent: a batch whose piece is stored is done; otherwise chunks already stored (and whole)
 are skipped, and each chunk is written once: the first complete write wins (``put_bytes_if_absent``),
 so a late duplicate of a re-dispatched batch never replaces stored audio. A piece is written the same
-way, after every chunk of it is stored; a batch whose chunks are all done but whose piece is missing
-(a resume, a worker that died between the two) reads its stored chunks and encodes the piece. The
-engine is seeded from the chunk id, so where the engine allows it every copy writes the same bytes.
+way, after every chunk of it is stored, from the audio storage holds (a chunk another copy stored
+first is read back); a batch whose chunks are all done but whose piece is missing (a resume, a worker
+that died between the two) reads its stored chunks and encodes the piece. The engine is seeded from
+the chunk id, so where the engine allows it every copy writes the same bytes.
+
+With a :class:`~ebook2audio.poison.BatchGuard` (every executor passes one), a batch whose process died
+twice is run *suspect*: each chunk is marked before its synthesis, and a sentence that keeps killing
+its process is spoken by the fallback engine or replaced by silence (see :mod:`ebook2audio.poison`).
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .audio.chunkfmt import chunk_bytes
 from .audio.pieces import PieceSpec, PieceWriter
 from .engines.base import Engine, chunk_seed
 from .jobstore import chunk_key, chunk_whole, read_chunk_pcm
 from .model import BatchResult, Chunk, ChunkResult
+from .poison import Action, BatchGuard, Substitution, Turn, resample, silence_samples
 from .storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -35,15 +41,15 @@ def synthesize_batch(
     batch_id: str,
     chunks: Sequence[Chunk],
     engine: Engine,
+    *,
+    guard: BatchGuard | None = None,
     piece: PieceSpec | None = None,
     job: str = "",
 ) -> BatchResult:
     """Synthesise (and, with ``piece``, encode) one batch; ``job`` names where the piece is stored."""
     rate = engine.info.sample_rate
     piece_key = piece.key(session, job) if piece is not None else ""
-    if piece is not None and (
-        tuple(c.id for c in chunks) != piece.chunk_ids or piece.sample_rate != rate
-    ):
+    if piece is not None and (tuple(c.id for c in chunks) != piece.chunk_ids or piece.sample_rate != rate):
         raise ValueError(f"batch {batch_id}: the piece given is not this batch's")
     if piece is not None and storage.exists(piece_key):
         log.debug("batch %s: its piece is stored, nothing to do", batch_id)
@@ -66,19 +72,22 @@ def synthesize_batch(
                 if writer is not None:
                     writer.add(read_chunk_pcm(storage, session, chunk.id, rate))
                 continue
-            t0 = time.perf_counter()
-            pcm = engine.synthesize(chunk.text, seed=chunk_seed(chunk.id))
-            synth += time.perf_counter() - t0
-            data = chunk_bytes(pcm, rate)
-            if size is not None:
-                storage.put_bytes(key, data)  # a damaged blob (not whole) is replaced
-            elif not storage.put_bytes_if_absent(key, data):
-                # Another copy of this batch stored it first: theirs stands, ours is dropped (the
-                # piece takes theirs, so that it always holds what storage holds).
-                skipped += 1
-                if writer is not None:
-                    writer.add(read_chunk_pcm(storage, session, chunk.id, rate))
-                continue
+            with guard.chunk(chunk) if guard is not None else _main_turn() as turn:
+                t0 = time.perf_counter()
+                pcm, sub = _speak(chunk, engine, turn, guard)
+                synth += time.perf_counter() - t0
+                data = chunk_bytes(pcm, rate)
+                if sub is not None and guard is not None:
+                    guard.record(sub)  # before the audio: a report never misses a stored substitute
+                if size is not None:
+                    storage.put_bytes(key, data)  # a damaged blob (not whole) is replaced
+                elif not storage.put_bytes_if_absent(key, data):
+                    # Another copy of this batch stored it first: theirs stands, ours is dropped (the
+                    # piece takes theirs, so that it always holds what storage holds).
+                    skipped += 1
+                    if writer is not None:
+                        writer.add(read_chunk_pcm(storage, session, chunk.id, rate))
+                    continue
             if writer is not None:
                 writer.add(pcm)
             n = len(pcm) // 2
@@ -93,4 +102,44 @@ def synthesize_batch(
         skipped=skipped,
         synth_seconds=synth,
         audio_seconds=samples_total / rate if rate else 0.0,
+    )
+
+
+@contextlib.contextmanager
+def _main_turn() -> Iterator[Turn]:
+    yield Turn(Action.MAIN, 0)
+
+
+def _speak(chunk: Chunk, engine: Engine, turn: Turn, guard: BatchGuard | None) -> tuple[bytes, Substitution | None]:
+    """The chunk's PCM at the engine's rate, and the substitution made (None: the main voice spoke)."""
+    if turn.action is Action.MAIN:
+        return engine.synthesize(chunk.text, seed=chunk_seed(chunk.id)), None
+    info = engine.info
+    rate = info.sample_rate
+    main = f"{info.engine} {info.voice}".strip()
+    reason = f"the synthesis process died {turn.deaths} times on it ({main})"
+    fallback = guard.fallback_engine() if guard is not None and turn.action is Action.FALLBACK else None
+    if fallback is not None:
+        try:
+            pcm = fallback.synthesize(chunk.text)
+            name = f"espeak-ng {fallback.info.voice}" if fallback.info.engine == "espeak" else fallback.info.engine
+            return resample(pcm, fallback.info.sample_rate, rate), _sub(chunk, reason, f"fallback voice {name}")
+        except Exception as exc:  # the fallback failing in any way: silence
+            reason += f"; the fallback voice failed too ({type(exc).__name__}: {exc})"
+    elif turn.action is Action.FALLBACK and guard is not None and guard.fallback_error():
+        reason += f"; the fallback voice cannot load ({guard.fallback_error()})"
+    elif turn.action is Action.SILENCE:
+        reason += ", the fallback voice included"
+    n = silence_samples(chunk, rate, float(getattr(engine, "speed", 1.0)))
+    return b"\x00\x00" * n, _sub(chunk, reason, f"silence ({n / rate:.1f} s)" if rate else "silence")
+
+
+def _sub(chunk: Chunk, reason: str, replacement: str) -> Substitution:
+    return Substitution(
+        chunk_id=chunk.id,
+        chapter=chunk.chapter,
+        index=chunk.index,
+        text=chunk.display or chunk.text,
+        reason=reason,
+        replacement=replacement,
     )

@@ -84,6 +84,10 @@ def test_dead_holder_detection() -> None:
     lost = lost_to_dead_workers([alive, dead, never_seen, pending], last_seen, now=10.0, dead_after=6.0)
     assert lost == [dead]
     assert lost_to_dead_workers([never_seen], last_seen, now=14.0, dead_after=6.0) == [never_seen]
+    # A batch started after its worker's last ping reply is a sign of life (its pings lag behind).
+    back = _track("STARTED", holder="w2@h", since=9.0)
+    assert lost_to_dead_workers([back], last_seen, now=14.0, dead_after=6.0) == []
+    assert lost_to_dead_workers([back], last_seen, now=15.0, dead_after=6.0) == [back]
 
 
 def test_lost_in_transit_needs_an_empty_queue_twice() -> None:

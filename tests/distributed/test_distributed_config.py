@@ -22,7 +22,8 @@ from ebook2audio.errors import ConfigError
 def test_env_vars_name_exactly_the_guide_variables() -> None:
     assert set(ENV_VARS) == {
         "DISTRIBUTED_MODE", "NUM_WORKERS", "REDIS_URL", "SHARED_STORAGE_TYPE", "SHARED_STORAGE_PATH",
-        "S3_ENDPOINT_URL", "S3_BUCKET_NAME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+        "S3_ENDPOINT_URL", "S3_BUCKET_NAME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+        "AWS_REGION",
         "CELERY_WORKER_CONCURRENCY", "CELERY_WORKER_MAX_TASKS_PER_CHILD", "REDIS_PASSWORD",
         "FLOWER_USER", "FLOWER_PASSWORD",
     }  # fmt: skip

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from ebook2audio.engines import CudaOutOfMemoryError, load_engine, resolve_voice
+from ebook2audio.engines import piper as piper_mod
+from ebook2audio.engines.base import chunk_seed
 from ebook2audio.engines.piper import (
     BUNDLED_VOICE,
     PiperEngine,
@@ -55,6 +59,93 @@ def test_speed_two_is_clearly_shorter(joe_engine: PiperEngine) -> None:
     finally:
         fast.close()
     assert quick < 0.7 * normal
+
+
+LONG_SENTENCE = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, the epoch of incredulity, it was the season of Light, "
+    "it was the season of Darkness, it was the spring of hope, it was the winter of despair, we had "
+    "everything before us, we had nothing before us, we were going direct to Heaven, we were "
+    "all going the other way."
+)
+
+
+def _synthesize_in_a_new_process(text: str, seed: int | None, speed: float = 1.0) -> bytes:
+    """Run in a spawned process: load the bundled voice from scratch and speak ``text`` once."""
+    engine = load_engine(resolve_voice(VoiceSpec(), env={}), speed=speed, env={})
+    try:
+        return engine.synthesize(text, seed=seed)
+    finally:
+        engine.close()
+
+
+def _in_new_process(text: str, seed: int | None, speed: float = 1.0) -> bytes:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_synthesize_in_a_new_process, text, seed, speed).result(timeout=300)
+
+
+def test_same_text_and_seed_give_identical_audio_in_separate_processes(joe_engine: PiperEngine) -> None:
+    assert joe_engine.seeded
+    seed = chunk_seed("a chunk id")
+    first = _in_new_process(TEN_WORDS, seed)
+    second = _in_new_process(TEN_WORDS, seed)
+    assert first == second
+    assert joe_engine.synthesize(TEN_WORDS, seed=seed) == first  # a process that has spoken before, too
+    assert 1.5 <= pcm_seconds(first) <= 6.0
+    assert pcm_rms(first) > 1000
+
+
+def test_different_seeds_give_different_audio(joe_engine: PiperEngine) -> None:
+    takes = {joe_engine.synthesize(TEN_WORDS, seed=seed) for seed in (1, 2, 3)}
+    assert len(takes) == 3
+    lengths = [pcm_seconds(pcm) for pcm in takes]
+    assert max(lengths) - min(lengths) < 0.5  # the same sentence, read a little differently
+
+
+def test_no_seed_still_speaks_with_fresh_noise(joe_engine: PiperEngine) -> None:
+    first, second = joe_engine.synthesize(TEN_WORDS), joe_engine.synthesize(TEN_WORDS, seed=None)
+    assert first != second
+    for pcm in (first, second):
+        assert 1.5 <= pcm_seconds(pcm) <= 6.0
+        assert pcm_rms(pcm) > 1000
+
+
+def test_several_sentences_in_one_chunk_are_reproducible(joe_engine: PiperEngine) -> None:
+    text = "The sea was calm. The sky was grey. Nobody spoke."
+    pcm = joe_engine.synthesize(text, seed=5)
+    assert pcm == joe_engine.synthesize(text, seed=5)
+    # each sentence gets its own noise: not the first sentence's noise replayed
+    assert pcm != joe_engine.synthesize(text, seed=6)
+
+
+def test_a_chunk_near_the_limit_is_reproducible_whatever_the_noise_buffer_sizes(
+    joe_engine: PiperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert joe_engine.info.max_chars - 40 <= len(LONG_SENTENCE) <= joe_engine.info.max_chars
+    expected = joe_engine.synthesize(LONG_SENTENCE, seed=11)
+    assert 15.0 <= pcm_seconds(expected) <= 40.0
+    assert pcm_rms(expected) > 1000
+    # A fresh engine whose first buffers are far too short: retried with longer ones, same audio.
+    monkeypatch.setattr(piper_mod, "_FIRST_PER_UNIT", 1.0)
+    fresh = load_engine(joe_engine.info, env={})
+    try:
+        assert fresh.synthesize(LONG_SENTENCE, seed=11) == expected
+    finally:
+        fresh.close()
+
+
+def test_slow_and_fast_speeds_are_reproducible(joe_engine: PiperEngine) -> None:
+    text = LONG_SENTENCE[:150]
+    normal = pcm_seconds(joe_engine.synthesize(text, seed=3))
+    for speed in (0.5, 2.0):
+        engine = load_engine(joe_engine.info, speed=speed, env={})  # fresh: first buffer sizes
+        try:
+            pcm = engine.synthesize(text, seed=3)
+            assert engine.synthesize(text, seed=3) == pcm
+        finally:
+            engine.close()
+        assert pcm_rms(pcm) > 1000
+        assert pcm_seconds(pcm) == pytest.approx(normal / speed, rel=0.25)
 
 
 @pytest.mark.parametrize("text", ["", "   \n", "...", "—", "!?"])

@@ -61,3 +61,26 @@ def test_closed_sim_refuses() -> None:
     engine.close()
     with pytest.raises(SynthesisError):
         engine.synthesize("a")
+
+
+def test_crash_trigger_kills_the_process_with_sigsegv() -> None:
+    """EBOOK2AUDIO_SIM_CRASH_ON: the testing aid of the poison-sentence tests."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "from ebook2audio.engines import SimEngine, resolve_voice\n"
+        "from ebook2audio.model import VoiceSpec\n"
+        "e = SimEngine(resolve_voice(VoiceSpec(engine='sim'), env={}), ms_per_char=0)\n"
+        "assert e.synthesize('a harmless sentence')\n"
+        "print('spoke', flush=True)\n"
+        "e.synthesize('the Zanzibar sentence')\n"
+        "print('survived', flush=True)\n"
+    )
+    env = {**os.environ, "EBOOK2AUDIO_SIM_CRASH_ON": "Zanzibar"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == -signal.SIGSEGV, r.stderr
+    assert r.stdout.split() == ["spoke"]
+    assert _sim().crash_on == ""  # off unless set

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ebook2audio.errors import StorageError
+from ebook2audio.errors import InvalidKeyError, StorageError
 from ebook2audio.storage.local import LocalStorage
 
 
@@ -34,9 +34,9 @@ def test_overwrite_is_atomic_and_leaves_no_temp(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["b"]
 
 
-@pytest.mark.parametrize("key", ["../evil", "/abs", "a/../../b", ""])
+@pytest.mark.parametrize("key", ["../evil", "/abs", "a/../../b", "", ".", "a/\0b"])
 def test_keys_cannot_escape(tmp_path: Path, key: str) -> None:
-    with pytest.raises(StorageError):
+    with pytest.raises(InvalidKeyError):
         LocalStorage(tmp_path / "root").put_bytes(key, b"x")
     assert not (tmp_path / "evil").exists()
 

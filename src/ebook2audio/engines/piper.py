@@ -5,20 +5,28 @@ is cheap). Reading a voice's config (:func:`read_voice`) never loads the model.
 
 The engine runs ONE inference thread (``intra_op_num_threads=1``, ``inter_op_num_threads=1``):
 parallelism comes from running several worker processes, one model each.
+
+Seeded noise: VITS samples noise with ``RandomNormalLike`` nodes, whose generator lives inside
+onnxruntime and advances with each run. At load the model is rewritten in memory
+(:mod:`._onnx_noise`) so that the noise comes from graph inputs, which :class:`NoiseFeeder` fills
+from ``synthesize(text, seed=...)``: the same text and seed give the same PCM, in any process.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import SynthesisError, VoiceError
 from ._common import DeviceRequest, cuda_visible, is_speakable, normalize_language, parse_device
+from ._onnx_noise import NoiseSite, UnsupportedModelError, make_seedable, noise_feed, short_site
 from .base import EngineInfo
 
 log = logging.getLogger(__name__)
@@ -188,10 +196,11 @@ def session_options() -> Any:
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.use_deterministic_compute = True  # CUDA: deterministic kernels (no-op on the CPU)
     return options
 
 
-def _cuda_session(model_path: Path, request: DeviceRequest) -> Any:
+def _cuda_session(model_path: Path, request: DeviceRequest, model: bytes | None = None) -> Any:
     import onnxruntime
 
     if CUDA_PROVIDER not in onnxruntime.get_available_providers():
@@ -206,7 +215,7 @@ def _cuda_session(model_path: Path, request: DeviceRequest) -> Any:
     ]
     try:
         session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=session_options(), providers=providers
+            str(model_path) if model is None else model, sess_options=session_options(), providers=providers
         )
     except Exception as exc:
         raise VoiceError(f"cannot load the voice on {request.label}: {_first_line(exc)}") from exc
@@ -219,39 +228,152 @@ def _cuda_session(model_path: Path, request: DeviceRequest) -> Any:
     return session
 
 
-def _cpu_session(model_path: Path) -> Any:
+def _cpu_session(model_path: Path, model: bytes | None = None) -> Any:
     import onnxruntime
 
     try:
         return onnxruntime.InferenceSession(
-            str(model_path), sess_options=session_options(), providers=[CPU_PROVIDER]
+            str(model_path) if model is None else model,
+            sess_options=session_options(),
+            providers=[CPU_PROVIDER],
         )
     except Exception as exc:
         raise VoiceError(f"cannot load Piper voice {model_path.name}: {_first_line(exc)}") from exc
 
 
-def create_session(model_path: Path, device: str, env: Mapping[str, str] | None = None) -> tuple[Any, str]:
+def create_session(
+    model_path: Path, device: str, env: Mapping[str, str] | None = None, *, model: bytes | None = None
+) -> tuple[Any, str]:
     """An ONNX session for ``model_path`` on ``device``, and the device really used ("cpu", "cuda:N").
 
-    ``cuda``/``cuda:N`` never falls back to CPU silently (VoiceError instead); ``auto`` takes CUDA
-    when onnxruntime has it and CUDA_VISIBLE_DEVICES does not hide every GPU, else the CPU.
+    ``model``: the serialized model to load instead of the file (e.g. rewritten in memory);
+    ``model_path`` still names it in errors. ``cuda``/``cuda:N`` never falls back to CPU silently
+    (VoiceError instead); ``auto`` takes CUDA when onnxruntime has it and CUDA_VISIBLE_DEVICES does
+    not hide every GPU, else the CPU.
     """
     import onnxruntime
 
     env = os.environ if env is None else env
     request = parse_device(device)
     if request.kind == "cuda":
-        return _cuda_session(model_path, request), request.label
+        return _cuda_session(model_path, request, model), request.label
     if (
         request.kind == "auto"
         and CUDA_PROVIDER in onnxruntime.get_available_providers()
         and cuda_visible(env)
     ):
         try:
-            return _cuda_session(model_path, request), request.label
+            return _cuda_session(model_path, request, model), request.label
         except VoiceError as exc:
             log.warning("device auto: CUDA unusable, using the CPU (%s)", exc)
-    return _cpu_session(model_path), "cpu"
+    return _cpu_session(model_path, model), "cpu"
+
+
+# Noise buffers are sized per run from its phoneme ids x length scale ("units"): at first
+# _FIRST_PER_UNIT samples per unit (the flow's noise has 192 channels x about 3.5 frames per id at
+# length scale 1; the duration predictor's, 2 per id), then _MARGIN x the most a run has needed per
+# unit so far. A run that needs more is retried with that buffer _GROWTH times longer.
+_FIRST_PER_UNIT = 192 * 8
+_MARGIN = 1.5
+_MIN_SAMPLES = 1024
+_GROWTH = 4
+_RETRIES = 6
+
+
+def random_seed() -> int:
+    """A fresh 63-bit seed (for ``seed=None``: different noise on every call, as piper does)."""
+    import secrets
+
+    return secrets.randbits(63)
+
+
+class NoiseFeeder:
+    """The onnxruntime session that piper's ``PiperVoice`` runs, feeding the rewritten noise inputs.
+
+    Inside :meth:`seeded`, the n-th ``run`` (piper runs the model once per sentence) draws its noise
+    from (seed, n): the same text and seed give the same inputs, hence the same audio. The buffer
+    sizes it learns change how much noise is drawn, never which values the model uses.
+    """
+
+    def __init__(self, session: Any, sites: Sequence[NoiseSite]) -> None:
+        self.session = session
+        self.sites = tuple(sites)
+        counts = {site.count_name for site in self.sites}
+        self._outputs = [o.name for o in session.get_outputs() if o.name not in counts]
+        self._per_unit = {site.input_name: 0.0 for site in self.sites}  # most needed so far
+        self._seed: int | None = None
+        self._runs = 0
+
+    @contextmanager
+    def seeded(self, seed: int | None) -> Iterator[None]:
+        self._seed = random_seed() if seed is None else seed % 2**64
+        self._runs = 0
+        try:
+            yield
+        finally:
+            self._seed = None
+
+    def run(
+        self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None
+    ) -> Any:
+        if not self.sites:
+            return self.session.run(output_names, input_feed, run_options)
+        seed = random_seed() if self._seed is None else self._seed
+        stream, self._runs = self._runs, self._runs + 1
+        units = noise_units(input_feed)
+        sizes = {name: self._initial_size(name, units) for name in self._per_unit}
+        wanted = list(output_names or self._outputs)
+        if run_options is None:  # a too-short buffer is expected now and then: not logged as an error
+            import onnxruntime
+
+            run_options = onnxruntime.RunOptions()
+            run_options.log_severity_level = 4
+        for attempt in range(_RETRIES + 1):
+            feed = {**input_feed, **noise_feed(self.sites, seed, stream, sizes)}
+            try:
+                results = self.session.run(wanted + [s.count_name for s in self.sites], feed, run_options)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                short = short_site(self.sites, str(exc))
+                if short is None or attempt == _RETRIES:
+                    raise
+                log.debug("noise %s: %d samples too few, retrying", short.input_name, sizes[short.input_name])
+                sizes[short.input_name] *= _GROWTH
+                continue
+            for site, count in zip(self.sites, results[len(wanted) :], strict=True):
+                used = float(count.reshape(-1)[0]) / units
+                self._per_unit[site.input_name] = max(self._per_unit[site.input_name], used)
+            return results[: len(wanted)]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _initial_size(self, name: str, units: float) -> int:
+        per_unit = self._per_unit[name] * _MARGIN if self._per_unit[name] else _FIRST_PER_UNIT
+        return max(_MIN_SAMPLES, math.ceil(units * per_unit))
+
+    def __getattr__(self, name: str) -> Any:  # get_providers(), get_inputs(), ...: the real session's
+        return getattr(self.session, name)
+
+
+def noise_units(input_feed: Mapping[str, Any]) -> float:
+    """How much noise a run may need, in units of one phoneme id at length scale 1."""
+    ids = int(input_feed["input"].shape[-1]) if "input" in input_feed else 1
+    length_scale = float(input_feed["scales"][1]) if "scales" in input_feed else 1.0
+    return max(1.0, ids * max(length_scale, 0.1))
+
+
+def _seedable_model(model_path: Path) -> tuple[bytes | None, tuple[NoiseSite, ...]]:
+    """The model rewritten for seeded noise, or (None, ()) when it cannot be (noise stays unseeded)."""
+    try:
+        seedable = make_seedable(model_path.read_bytes())
+    except OSError as exc:
+        raise VoiceError(f"cannot read Piper voice {model_path}: {exc}") from exc
+    except UnsupportedModelError as exc:
+        log.warning(
+            "Piper voice %s: its noise cannot be seeded, chunks will differ between runs (%s)",
+            model_path.name,
+            exc,
+        )
+        return None, ()
+    return seedable.model, seedable.sites
 
 
 class PiperEngine:
@@ -263,7 +385,7 @@ class PiperEngine:
         self.info = info
         self.device = device
         self.speed = speed
-        self._voice = voice  # piper.PiperVoice
+        self._voice = voice  # piper.PiperVoice, whose session is a NoiseFeeder when loaded by load()
         # speed > 1 is faster: shorter phonemes. None for the noise scales = the voice's defaults.
         self._syn_config = SynthesisConfig(length_scale=voice.config.length_scale / speed)
 
@@ -285,25 +407,46 @@ class PiperEngine:
             config = PiperConfig.from_dict(json.loads(voice_file.config_path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise VoiceError(f"unreadable Piper voice config {voice_file.config_path}: {exc}") from exc
-        session, used = create_session(voice_file.model_path, device, env)
-        log.info("Piper voice %s loaded on %s (1 inference thread)", voice_file.name, used)
-        return cls(info, PiperVoice(session=session, config=config), speed=speed, device=used)
+        model, sites = _seedable_model(voice_file.model_path)
+        session, used = create_session(voice_file.model_path, device, env, model=model)
+        log.info(
+            "Piper voice %s loaded on %s (1 inference thread, %s)",
+            voice_file.name,
+            used,
+            f"{len(sites)} seeded noise inputs" if sites else "unseeded noise",
+        )
+        voice = PiperVoice(session=NoiseFeeder(session, sites), config=config)
+        return cls(info, voice, speed=speed, device=used)
 
     @property
     def session(self) -> Any:
         """The onnxruntime session (for diagnostics: providers, options)."""
         if self._voice is None:
             raise SynthesisError("the Piper engine is closed")
-        return self._voice.session
+        session = self._voice.session
+        return session.session if isinstance(session, NoiseFeeder) else session
+
+    @property
+    def seeded(self) -> bool:
+        """True when ``synthesize(text, seed=...)`` is reproducible (the model's noise was rewritten)."""
+        session = getattr(self._voice, "session", None)
+        return isinstance(session, NoiseFeeder) and bool(session.sites)
 
     def synthesize(self, text: str, *, seed: int | None = None) -> bytes:
-        """16-bit LE mono PCM for ``text``: piper's per-sentence audio concatenated, no added silence."""
+        """16-bit LE mono PCM for ``text``: piper's per-sentence audio concatenated, no added silence.
+
+        The same ``text`` and ``seed`` give the same bytes (on the same kind of device, see
+        docs/determinism.md); ``seed=None`` draws fresh noise.
+        """
         if self._voice is None:
             raise SynthesisError("the Piper engine is closed")
         if not is_speakable(text):
             return b""
+        session = getattr(self._voice, "session", None)
+        noise = session.seeded(seed) if isinstance(session, NoiseFeeder) else nullcontext()
         try:
-            pieces = [chunk.audio_int16_bytes for chunk in self._voice.synthesize(text, self._syn_config)]
+            with noise:
+                pieces = [chunk.audio_int16_bytes for chunk in self._voice.synthesize(text, self._syn_config)]
         except Exception as exc:
             message = _first_line(exc)
             if self.device.startswith("cuda") and looks_like_oom(message):

@@ -5,12 +5,16 @@ the GIL released: like waiting on a GPU), then returns real audio of a speech-li
 (``len(text) * 0.06 s``, about 15 characters a second, divided by ``speed``): a quiet tone with a
 little noise, deterministic per text, so encoders do real work. Generating it is cheap: one second
 of audio is computed at construction and tiled.
+
+A testing aid: with ``EBOOK2AUDIO_SIM_CRASH_ON=<text>``, synthesising a sentence that contains
+``<text>`` kills the process with SIGSEGV, like a crash in a native TTS library.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 import zlib
 from collections.abc import Mapping
@@ -22,6 +26,7 @@ SAMPLE_RATE = 22050
 SECONDS_PER_CHAR = 0.06
 DEFAULT_MS_PER_CHAR = 10.0
 ENV_MS_PER_CHAR = "EBOOK2AUDIO_SIM_MS_PER_CHAR"
+ENV_CRASH_ON = "EBOOK2AUDIO_SIM_CRASH_ON"
 
 
 def ms_per_char_from_env(env: Mapping[str, str] | None = None) -> float:
@@ -64,6 +69,7 @@ class SimEngine:
         tone = 0.04 * np.sin(2 * np.pi * 220 * t) + 0.02 * np.sin(2 * np.pi * 330 * t)
         noise = np.random.default_rng(12345).normal(0.0, 0.01, rate)
         self._second = np.clip((tone + noise) * 32767, -32767, 32767).astype("<i2")
+        self.crash_on = (os.environ if env is None else env).get(ENV_CRASH_ON, "")
         self._closed = False
 
     def samples_for(self, text: str) -> int:
@@ -76,6 +82,8 @@ class SimEngine:
 
         if self._closed:
             raise SynthesisError("the sim engine is closed")
+        if self.crash_on and self.crash_on in text:
+            os.kill(os.getpid(), signal.SIGSEGV)  # a native library's crash, for the poison tests
         time.sleep(self.ms_per_char * len(text) / 1000.0)
         count = self.samples_for(text)
         if count == 0:

@@ -1,14 +1,16 @@
 """The Celery side of the distributed mode: the app, its one task, and the worker.
 
-The task ``ebook2audio.synthesize_batch(session, batch_id, chapter=, chars=, job=)`` is a thin wrapper:
-its arguments are ids (``chapter`` and ``chars`` only make it readable in Flower); the worker loads the
-job's plan from shared storage (cached per job), the engine the plan names (once per process) and calls
+The task ``ebook2audio.synthesize_batch(session, batch_id, chapter=, chars=, job=, strict=)`` is a
+thin wrapper: its arguments are ids (``chapter`` and ``chars`` only make it readable in Flower;
+``strict`` is ``--strict``); the worker loads the job's plan from shared storage (cached per job), the
+engine the plan names (once per process) and calls
 :func:`ebook2audio.tasks.synthesize_batch`, which is idempotent. The JSON result is a
 :class:`~ebook2audio.model.BatchResult` (see :func:`result_to_json`).
 
 Configuration (:func:`celery_config`): Redis as broker and result backend, JSON only (a pickled
 message is refused), late acks + reject on worker loss + prefetch 1 (the queue balances the work),
-a visibility timeout above the hard time limit, task events on (Flower), STARTED states tracked
+a visibility timeout above the hard time limit (a batch whose process died is requeued, and counted by
+its crash-safe delivery counter in Redis, :mod:`ebook2audio.poison`, so a poison sentence ends), task events on (Flower), STARTED states tracked
 (the coordinator learns which worker holds which batch).
 
 Only this module and :mod:`.distributed` import celery.
@@ -36,6 +38,7 @@ from ..engines.base import Engine
 from ..errors import ConfigError, Ebook2AudioError, TransientError, VoiceError
 from ..jobstore import chunk_keys, load_plan, plan_key
 from ..model import Batch, BatchResult, Chunk, ChunkResult, EngineInfo, Plan
+from ..poison import Attempts, BatchGuard, RedisAttempts, load_fallback
 from ..storage.base import Storage
 from ..tasks import synthesize_batch
 from .local import single_thread_env
@@ -149,6 +152,7 @@ def synthesize_halving(
     batch_id: str,
     chunks: Sequence[Chunk],
     engine: Engine,
+    guard: BatchGuard | None = None,
     piece: PieceSpec | None = None,
     job: str = "",
 ) -> BatchResult:
@@ -161,7 +165,7 @@ def synthesize_halving(
     from ..engines.piper import CudaOutOfMemoryError
 
     try:
-        return synthesize_batch(storage, session, batch_id, chunks, engine, piece, job)
+        return synthesize_batch(storage, session, batch_id, chunks, engine, guard=guard, piece=piece, job=job)
     except CudaOutOfMemoryError:
         if len(chunks) < 2:
             raise
@@ -173,10 +177,10 @@ def synthesize_halving(
             mid,
             len(chunks) - mid,
         )
-        first = synthesize_halving(storage, session, batch_id, chunks[:mid], engine)
-        second = synthesize_halving(storage, session, batch_id, chunks[mid:], engine)
-        if piece is not None:
-            synthesize_batch(storage, session, batch_id, chunks, engine, piece, job)  # reads, encodes
+        first = synthesize_halving(storage, session, batch_id, chunks[:mid], engine, guard)
+        second = synthesize_halving(storage, session, batch_id, chunks[mid:], engine, guard)
+        if piece is not None:  # every chunk is stored now: the piece is encoded from them
+            synthesize_batch(storage, session, batch_id, chunks, engine, guard=guard, piece=piece, job=job)
         return merge_results(batch_id, [first, second])
 
 
@@ -206,11 +210,13 @@ class WorkerRuntime:
     _plans: OrderedDict[str, _PlanEntry] = field(default_factory=OrderedDict, init=False)
     _engine: Engine | None = field(default=None, init=False)
     _engine_key: tuple[EngineInfo, float, str] | None = field(default=None, init=False)
+    _redis: Any = field(default=None, init=False)
 
     def _check_process(self) -> None:
         pid = os.getpid()
         if pid != self._pid:
             self._pid = pid
+            self._redis = None  # never use a connection inherited across a fork
             self._storage = None
             self._plans = OrderedDict()
             self._engine = None  # never close an engine inherited from the parent: it is the parent's
@@ -222,6 +228,16 @@ class WorkerRuntime:
         if self._storage is None:
             self._storage = open_shared_storage(self.settings)
         return self._storage
+
+    @property
+    def attempts(self) -> Attempts:
+        """Crash-safe delivery counters in Redis (the broker): no request to the shared storage."""
+        self._check_process()
+        if self._redis is None:
+            from .distributed import redis_client  # imported here: distributed imports this module
+
+            self._redis = redis_client(self.settings)
+        return RedisAttempts(self._redis)
 
     def plan_entry(self, session: str, batch_id: str, job: str = "") -> _PlanEntry | None:
         """The job's plan (cached), reloaded once when it does not know ``batch_id`` (a new plan)."""
@@ -265,8 +281,16 @@ class WorkerRuntime:
         self._engine, self._engine_key = engine, key
         return engine
 
-    def run(self, session: str, batch_id: str, hostname: str = "", job: str = "") -> dict[str, Any]:
-        """Synthesise one batch of one job; the JSON-safe result the coordinator reads."""
+    def run(
+        self, session: str, batch_id: str, hostname: str = "", strict: bool = False, job: str = ""
+    ) -> dict[str, Any]:
+        """Synthesise one batch of one job; the JSON-safe result the coordinator reads.
+
+        The delivery is counted in Redis before the engine loads (:class:`~ebook2audio.poison.BatchGuard`):
+        a batch whose process died (Celery requeues it: ``reject_on_worker_lost``) is searched for
+        the sentence that kills it after two deaths, and that sentence replaced (or, ``strict``, an
+        error) instead of every worker crashing on it in turn.
+        """
         entry = self.plan_entry(session, batch_id, job)
         where = {"hostname": hostname, "pid": os.getpid()}
         if entry is None:
@@ -283,10 +307,22 @@ class WorkerRuntime:
         plan = entry.plan
         if plan.engine is None:
             raise VoiceError(f"the plan of session {session} names no voice: rerun the coordinator")
-        engine = self.engine_for(plan.engine, plan.voice.speed)
         chunks = [entry.chunks[cid] for cid in batch.chunk_ids]
-        piece = entry.pieces.get(batch_id)
-        result = synthesize_halving(self.storage, session, batch_id, chunks, engine, piece, job)
+        info, speed = plan.engine, plan.voice.speed
+        with BatchGuard(
+            self.attempts,
+            self.storage,
+            session,
+            batch_id,
+            len(chunks),
+            strict=strict,
+            fallback=lambda: load_fallback(info, speed),
+        ) as guard:
+            engine = self.engine_for(info, speed)
+            piece = entry.pieces.get(batch_id)
+            result = synthesize_halving(
+                self.storage, session, batch_id, chunks, engine, guard, piece=piece, job=job
+            )
         self._drop_if_job_ended(session, job, result, piece)
         return result_to_json(result, device=engine.device, **where)
 
@@ -296,7 +332,7 @@ class WorkerRuntime:
         """A late copy of a batch (its first copy was re-dispatched and the book finished meanwhile)
         may have written chunks after the coordinator's cleanup: with the job's plan gone, remove them.
         Chunks written before the cleanup went with it; those written after are removed here."""
-        if not job or not result.chunks or self.storage.exists(plan_key(session, job)):
+        if not job or (not result.chunks and piece is None) or self.storage.exists(plan_key(session, job)):
             return
         for c in result.chunks:
             for key in chunk_keys(session, c.chunk_id):
@@ -389,9 +425,12 @@ def make_celery_app(ds: DistributedSettings) -> Any:
         batch_id: str,
         chapter: int | None = None,
         chars: int | None = None,
+        strict: bool = False,
         job: str = "",
     ) -> dict[str, Any]:
-        return runtime.run(session, batch_id, hostname=str(self.request.hostname or ""), job=job)
+        return runtime.run(
+            session, batch_id, hostname=str(self.request.hostname or ""), strict=strict, job=job
+        )
 
     return app
 

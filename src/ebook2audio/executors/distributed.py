@@ -30,7 +30,7 @@ from typing import Any
 
 from ..distributed_config import DistributedSettings, mask_text, split_ssl_query
 from ..errors import SynthesisError, TransientError, UserError
-from ..jobstore import chunk_done, done_chunks
+from ..jobstore import ChunkListing, chunk_done, done_chunks
 from ..model import Batch, BatchResult, ChunkResult, Plan
 from ..plan import dispatch_order
 from ..storage.base import Storage
@@ -43,7 +43,17 @@ CHECKPOINT_PREFIX = "checkpoint:"
 CHECKPOINT_TTL = 7 * 86400  # a finished or failed job's checkpoint stays a week for monitors
 STATUSES = ("waiting", "running", "done", "failed", "stalled")
 USER_ERROR_TYPES = frozenset(
-    {"UserError", "VoiceError", "ConfigError", "BookError", "UnsupportedFormatError", "DRMError"}
+    {
+        "UserError",
+        "VoiceError",
+        "ConfigError",
+        "BookError",
+        "UnsupportedFormatError",
+        "DRMError",
+        "PoisonSentenceError",  # --strict: a sentence kills the synthesis process
+        "StoragePermissionError",  # permanent: a worker may not read/write the shared storage
+        "InvalidKeyError",
+    }
 )
 # Failures that say nothing about the batch (Redis or storage briefly away): retried without counting.
 TRANSIENT_ERROR_TYPES = frozenset(
@@ -174,12 +184,17 @@ class Track:
 def lost_to_dead_workers(
     tracks: Iterable[Track], last_seen: Mapping[str, float], now: float, dead_after: float
 ) -> list[Track]:
-    """Batches STARTED by a worker not heard from (ping) for ``dead_after`` seconds."""
+    """Batches STARTED by a worker not heard from for ``dead_after`` seconds.
+
+    Heard from: a ping reply, or starting the batch itself (``state_since``). A worker whose link
+    comes back takes tasks again before its control channel answers pings (seconds later): its new
+    batches are not given away while it works on them.
+    """
     out = []
     for t in tracks:
         if t.state != "STARTED" or not t.holder:
             continue
-        seen = last_seen.get(t.holder, t.state_since)
+        seen = max(last_seen.get(t.holder, t.state_since), t.state_since)
         if now - seen >= dead_after:
             out.append(t)
     return out
@@ -316,12 +331,14 @@ class DistributedExecutor:
     timing: Timing = Timing()
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    strict: bool = False  # --strict: the workers stop on a sentence that kills their process
     _client: Any = field(default=None, init=False, repr=False)
     _last_seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _nonce: str = field(default_factory=lambda: secrets.token_hex(3), init=False)
     _next_orphan_check: float = field(default=0.0, init=False, repr=False)
     # Raises job.LockLostError when this coordinator no longer holds its session (checked every loop).
     check_lock: Callable[[], None] = lambda: None
+    _listing: ChunkListing | None = field(default=None, init=False, repr=False)
 
     # -- Redis helpers
 
@@ -413,7 +430,7 @@ class DistributedExecutor:
         task_id = f"{plan.session}.{self._nonce}.{b.id}.{len(track.task_ids) + 1}"
         self.app.tasks[TASK_NAME].apply_async(
             args=(plan.session, b.id),
-            kwargs={"chapter": b.chapter + 1, "chars": b.chars, "job": plan.job},
+            kwargs={"chapter": b.chapter + 1, "chars": b.chars, "job": plan.job, "strict": self.strict},
             task_id=task_id,
             queue=self.settings.queue,
             producer=producer,
@@ -489,7 +506,27 @@ class DistributedExecutor:
         )
 
     def _batch_in_storage(self, plan: Plan, batch: Batch) -> bool:
-        return all(chunk_done(self.storage, plan.session, cid) for cid in batch.chunk_ids)
+        """Every chunk of ``batch`` is in storage, from one listing of the session shared by all batches.
+
+        A storage that lists sizes (S3) is listed once for many batches: each batch is checked against
+        the newest listing, and one missing from it makes a new listing, at most once per poll of
+        the results (see ``ChunkListing``), so the requests per finished batch do not grow with its
+        chunk count (on S3: ceil(chunks of the book / 1,000) per poll that finds new work, shared by
+        every batch that poll completes; before, a HEAD and a ranged GET per chunk). Its sizes are trusted
+        here: every writer writes a whole chunk in one atomic PUT/rename/link, so a listed size >= the
+        WAV header is what the worker wrote. The coordinator never reads the chunks of a batch whose
+        worker encoded its piece; where it does read chunks (a stretch it encodes itself, or a format
+        it encodes), a damaged one fails to decode, naming the chunk. A storage without a listing (a local or NFS directory: a stat
+        and a 44-byte read per chunk, no request to count) checks each chunk's header here.
+        """
+        if not hasattr(self.storage, "sizes"):
+            return all(chunk_done(self.storage, plan.session, cid) for cid in batch.chunk_ids)
+        listing = self._listing
+        if listing is None or listing.session != plan.session:
+            listing = self._listing = ChunkListing(self.storage, plan.session, self.clock)
+        # Listed again at most once per poll (or 4x the listing's own time), and at least 4 times
+        # within verify_grace, so that a finished batch is never taken for a lost one.
+        return listing.has_all(batch.chunk_ids, self.timing.poll, self.timing.verify_grace / 4)
 
     def _loop(
         self,

@@ -21,13 +21,15 @@ def open_storage(
     region: str | None = None,
     access_key: str | None = None,
     secret_key: str | None = None,
+    session_token: str | None = None,
     prefix: str = "",
 ) -> Storage:
     """The storage named by SHARED_STORAGE_TYPE: ``local``/``nfs`` -> a directory, ``s3`` -> a bucket.
 
     ``local`` and ``nfs`` are the same code: an NFS share is a mounted directory, ``path``. For ``s3``,
     ``path`` is unused; the bucket is checked now, so a missing bucket or refused credentials fail at
-    once with one line rather than in the middle of a job.
+    once with one line rather than in the middle of a job. Without ``access_key``/``secret_key``, the
+    credentials come from boto3's own chain; with them, ``session_token`` goes with them when given.
     """
     kind = (kind or "local").strip().lower()
     if kind in ("local", "nfs"):
@@ -43,6 +45,7 @@ def open_storage(
             region=region,
             access_key=access_key,
             secret_key=secret_key,
+            session_token=session_token,
             prefix=prefix,
         )
     raise ConfigError(f"unknown storage type {kind!r} (choose from {', '.join(STORAGE_TYPES)})")

@@ -7,8 +7,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol, runtime_checkable
+
+from ..errors import InvalidKeyError
+
+
+def check_key(key: str) -> PurePosixPath:
+    """``key`` as a relative path; InvalidKeyError when it is empty, absolute or climbs out (``..``)."""
+    p = PurePosixPath(key)
+    if not key or "\0" in key or p.is_absolute() or ".." in p.parts or not p.parts:
+        raise InvalidKeyError(f"invalid storage key {key!r}")
+    return p
+
+
+def check_prefix(prefix: str) -> str:
+    """The folder ``prefix`` names, as ``a/b/``, for ``delete_prefix``.
+
+    Refused (InvalidKeyError, before any I/O): empty or ``/`` (the whole storage), absolute, and any
+    empty, ``.`` or ``..`` part (``.``, ``..``, ``a/../b``, ``a//b``, ``./a``). A prefix always names a
+    folder, with or without its trailing ``/``: ``delete_prefix("abc")`` never touches ``abcdef/``.
+    """
+    head = prefix[:-1] if prefix.endswith("/") else prefix
+    parts = head.split("/")
+    if not head or "\0" in head or any(part in ("", ".", "..") for part in parts):
+        raise InvalidKeyError(
+            f"refusing to delete storage prefix {prefix!r}: give a folder inside the storage "
+            "(not empty, not absolute, no '.' or '..' parts)"
+        )
+    return head + "/"
 
 
 @runtime_checkable
@@ -41,6 +68,9 @@ class Storage(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+
+    # Every backend also has ``delete_prefix(prefix)``: delete the folder ``prefix`` names (checked
+    # by :func:`check_prefix`), and ``sizes(prefix)`` where one listing gives every size at once.
 
     def local_path(self, key: str) -> AbstractContextManager[Path]:
         """A readable local file holding the blob (the file itself, or a temporary download)."""

@@ -12,16 +12,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StorageError, UserError
+from .base import check_key, check_prefix
 
 log = logging.getLogger(__name__)
 
 DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+CONFLICT_RETRIES = 5  # conditional PUTs tried again on 409 ConditionalRequestConflict (~1.5 s in all)
 _COPY_BLOCK = 1 << 20
 
 # Error codes that mean "the bucket is not there" or "you may not use it": the user must act.
@@ -61,13 +64,6 @@ def _is_client_error(exc: Exception) -> bool:
     return isinstance(exc, ClientError)
 
 
-def _check_key(key: str) -> str:
-    p = PurePosixPath(key)
-    if not key or key.startswith("/") or ".." in p.parts:
-        raise StorageError(f"invalid storage key {key!r}")
-    return key
-
-
 def _normalise_prefix(prefix: str) -> str:
     prefix = prefix.strip("/")
     if ".." in PurePosixPath(prefix).parts:
@@ -98,6 +94,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = _normalise_prefix(prefix)
         self.endpoint_url = endpoint_url
+        self.conditional_writes = True  # False once the server answers 501 to If-None-Match
 
     # -- error translation -------------------------------------------------------------------
 
@@ -115,7 +112,10 @@ class S3Storage:
 
         what = f"{action} {key!r} in {self._where()}" if key is not None else f"{action} {self._where()}"
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return UserError(f"no S3 credentials to {what}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            return UserError(
+                f"no S3 credentials to {what}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(and AWS_SESSION_TOKEN for temporary ones), or AWS_PROFILE, or run where an instance role applies"
+            )
         if isinstance(exc, ClientError):
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
@@ -143,7 +143,8 @@ class S3Storage:
         return (BotoCoreError, ClientError)
 
     def _object(self, key: str) -> str:
-        return self.prefix + _check_key(key)
+        check_key(key)
+        return self.prefix + key
 
     # -- the Storage protocol --------------------------------------------------------------------
 
@@ -170,22 +171,61 @@ class S3Storage:
             raise self._translate(exc, "write", key) from exc
 
     def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
-        """A conditional PUT (``If-None-Match: *``): S3 refuses it when the object exists."""
+        """A conditional PUT (``If-None-Match: *``): S3 refuses it when the object exists.
+
+        412 PreconditionFailed: another writer stored it first (False). 409 ConditionalRequestConflict:
+        a conditional write of the same key is in flight; it may yet fail, so ours is tried again a
+        few times (then a transient StorageError: the task is retried and finds the winner's blob).
+        A server without conditional writes (501 NotImplemented) gets :meth:`_put_if_absent_unsafe`.
+        """
         from botocore.exceptions import ClientError
 
+        if not self.conditional_writes:
+            return self._put_if_absent_unsafe(key, data)
         name = self._object(key)
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=name, Body=data, ContentLength=len(data), IfNoneMatch="*"
-            )
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
-                return False
-            raise self._translate(exc, "write", key) from exc
-        except self._errors() as exc:
-            raise self._translate(exc, "write", key) from exc
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=name, Body=data, ContentLength=len(data), IfNoneMatch="*"
+                )
+                return True
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code == "PreconditionFailed" or status == 412:
+                    return False
+                if code == "ConditionalRequestConflict" or status == 409:
+                    if attempt < CONFLICT_RETRIES:
+                        time.sleep(0.05 * 2**attempt)
+                        continue
+                    raise StorageError(
+                        f"cannot write {key!r} in {self._where()}: another conditional write of it is "
+                        "still in progress"
+                    ) from exc
+                if code == "NotImplemented" or status == 501:
+                    log.warning(
+                        "%s does not implement conditional writes (If-None-Match): a chunk is checked, "
+                        "then written; duplicate batches may replace one another's chunks",
+                        self._where(),
+                    )
+                    self.conditional_writes = False
+                    return self._put_if_absent_unsafe(key, data)
+                raise self._translate(exc, "write", key) from exc
+            except self._errors() as exc:
+                raise self._translate(exc, "write", key) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _put_if_absent_unsafe(self, key: str, data: bytes) -> bool:
+        """For servers without conditional writes: HEAD, then a plain PUT if nothing is there.
+
+        Not atomic: two writers between the HEAD and the PUT both write, and the last PUT stays. What
+        it still guarantees rests on S3 itself (every PUT is whole: readers never see a partial blob)
+        and on the engines (a chunk id gives the same samples on every worker, so the blob that stays
+        is the same audio). AWS S3, MinIO and Ceph RGW implement ``If-None-Match: *``.
+        """
+        if self.size(key) is not None:
+            return False
+        self.put_bytes(key, data)
         return True
 
     def get_bytes(self, key: str) -> bytes:
@@ -271,11 +311,13 @@ class S3Storage:
             raise translated from exc
 
     def delete_prefix(self, prefix: str) -> None:
-        """Delete every key under ``prefix`` with batched DeleteObjects requests."""
-        if not prefix.strip("/") and not self.prefix:
-            raise StorageError("refusing to delete a whole bucket: give a non-empty prefix")
+        """Delete every key in the folder ``prefix`` names, with batched DeleteObjects requests.
+
+        Empty, ``.``, ``..`` and absolute prefixes are refused (:func:`check_prefix`), whatever the
+        storage's own prefix: never the whole bucket, nor the whole shared area in it.
+        """
         batch: list[str] = []
-        for key in self.list(prefix):
+        for key in self.list(check_prefix(prefix)):
             batch.append(self.prefix + key)
             if len(batch) == self.page_size:
                 self._delete_batch(batch)
@@ -347,6 +389,7 @@ def open_s3_storage(
     region: str | None = None,
     access_key: str | None = None,
     secret_key: str | None = None,
+    session_token: str | None = None,
     prefix: str = "",
     max_attempts: int = 5,
     connect_timeout: float = 10.0,
@@ -356,13 +399,18 @@ def open_s3_storage(
 ) -> S3Storage:
     """A ready :class:`S3Storage`: a boto3 client with standard-mode retries, the bucket checked.
 
-    Credentials not given here come from boto3's usual chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    ~/.aws, instance roles). ``endpoint_url`` selects MinIO or another S3-compatible server.
-    ``session`` is an optional boto3 Session to build the client from (it caches the service model).
+    Credentials: with ``access_key`` and ``secret_key``, those (and ``session_token``, the third part of
+    temporary STS/SSO credentials); with neither, boto3's own chain, untouched (a token alone is left
+    to it): the AWS_* environment
+    variables (AWS_SESSION_TOKEN included), AWS_PROFILE and ~/.aws (SSO, assume-role, credential_process),
+    container and instance roles, refreshed by boto3 when they expire. ``endpoint_url`` selects MinIO
+    or another S3-compatible server. ``session`` is an optional boto3 Session to build the client from
+    (it caches the service model).
     """
     if not bucket:
         raise UserError("S3 storage needs a bucket: set S3_BUCKET_NAME or --s3-bucket")
     access_key, secret_key = access_key or None, secret_key or None
+    session_token = session_token or None
     if (access_key is None) != (secret_key is None):
         raise UserError("give both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
     try:
@@ -392,8 +440,9 @@ def open_s3_storage(
             "s3",
             endpoint_url=endpoint_url or None,
             region_name=region or None,
-            aws_access_key_id=access_key or None,
-            aws_secret_access_key=secret_key or None,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=session_token if access_key is not None else None,
             config=config,
         )
     except (BotoCoreError, ValueError) as exc:
