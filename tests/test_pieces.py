@@ -214,3 +214,63 @@ def test_the_coordinator_reads_pieces_never_chunks(
     store.reads.clear()
     again = convert(_book_file(tmp_path), replace(settings, bitrate="48k"), storage=store)
     assert again.chunks_synthesized == 0 and set(store.list(f"{result.session}/pieces/")) == after
+
+
+def test_formats_without_frame_joins_keep_the_coordinators_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EBOOK2AUDIO_SIM_MS_PER_CHAR", "0")
+    store = CountingStorage(tmp_path / "work")
+    settings = Settings(
+        output_dir=tmp_path / "out", format="mp3", engine="sim", workers=1, work_dir=tmp_path / "work",
+        keep_work=True, batch_chars=150,
+    )  # fmt: skip
+    result = convert(_book_file(tmp_path), settings, storage=store)
+    assert list(store.list(f"{result.session}/pieces/")) == []  # no worker encodes for mp3
+    # each chunk read once (its length from a header read, not from reading it twice)
+    assert store.reads["chunks"] == result.chunks_total
+    (out,) = result.outputs
+    assert [c.title for c in probe(out).chapters] == ["One", "Two"]
+
+
+class LookupCounter(LocalStorage):
+    """Local storage that counts the lookups made before writing (HEAD requests on S3)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.lookups = 0
+
+    def size(self, key: str) -> int | None:
+        self.lookups += 1
+        return super().size(key)
+
+    def exists(self, key: str) -> bool:
+        self.lookups += 1
+        return super().exists(key)
+
+
+def test_a_first_delivery_with_the_coordinators_listing_looks_nothing_up(tmp_path: Path) -> None:
+    storage = LookupCounter(tmp_path)
+    plan = _plan()
+    batch = plan.batches[2]
+    spec = batch_pieces(plan)[batch.id]
+    chunks = [plan.chunk_map()[i] for i in batch.chunk_ids]
+    engine = FakeEngine()
+    r = synthesize_batch(storage, "s", batch.id, chunks, engine, piece=spec, job="j", stored=set())
+    assert storage.lookups == 0 and len(r.chunks) == len(chunks)
+    head = parse_piece(storage.get_bytes(spec.key("s", "j")), spec)
+    # a stale listing (another copy stored two chunks meanwhile, one of them damaged): the whole one
+    # stands and the piece is made from it; the damaged one is replaced
+    storage.delete(spec.key("s", "j"))
+    other = chunk_key("s", chunks[0].id)
+    theirs = chunk_bytes(b"\x01\x00" * 1000, FAKE_INFO.sample_rate)
+    storage.put_bytes(other, theirs)
+    damaged = chunk_key("s", chunks[1].id)
+    storage.put_bytes(damaged, storage.get_bytes(damaged)[:60])
+    r2 = synthesize_batch(storage, "s", batch.id, chunks, engine, piece=spec, job="j", stored=set())
+    # (the others are still stored from the first delivery: kept too)
+    assert r2.skipped == len(chunks) - 1 and [c.chunk_id for c in r2.chunks] == [chunks[1].id]
+    assert storage.get_bytes(other) == theirs
+    assert chunk_pcm(storage.get_bytes(damaged))[1] == b"\x10\x00" * (80 * len(chunks[1].text))
+    again = parse_piece(storage.get_bytes(spec.key("s", "j")), spec)
+    assert again.samples[0] == 1000 and again.samples[1:] == head.samples[1:]

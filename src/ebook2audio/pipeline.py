@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .audio.assemble import AssemblyOptions, AssemblyResult, StreamingAssembler, assemble
+from .audio.chunkfmt import HEAD_BYTES, samples_from_head
 from .audio.pcm import CorruptAudioError
 from .audio.pieces import PieceSpec, batch_pieces, piece_codec
 from .config import Settings, parse_chapter_selection
@@ -304,6 +305,14 @@ def _run_job(
                 continue
         raise CorruptAudioError(f"chunk {cid}: no audio stored", chunk_id=cid)
 
+    def chunk_samples(cid: str) -> int:
+        """A chunk's length from its first bytes (FLAC STREAMINFO, WAV header): one small read."""
+        for key in chunk_keys(session, cid):
+            size = store.size(key)
+            if size is not None:
+                return samples_from_head(store.get_head(key, HEAD_BYTES), size)
+        raise CorruptAudioError(f"chunk {cid}: no audio stored", chunk_id=cid)
+
     def fetch_piece(spec: PieceSpec) -> bytes | None:
         try:
             return store.get_bytes(spec.key(session, job.id))
@@ -359,7 +368,9 @@ def _run_job(
         if streaming is not None:
             result = streaming.finish()
         else:
-            result = assemble(plan, read_chunk, out_path, options, cover=book.cover)
+            result = assemble(
+                plan, read_chunk, out_path, options, cover=book.cover, chunk_samples=chunk_samples
+            )
     except BaseException:
         if streaming is not None:
             streaming.abort()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 from .audio.chunkfmt import chunk_bytes
 from .audio.pieces import PieceSpec, PieceWriter
@@ -45,13 +45,21 @@ def synthesize_batch(
     guard: BatchGuard | None = None,
     piece: PieceSpec | None = None,
     job: str = "",
+    stored: Collection[str] | None = None,
 ) -> BatchResult:
-    """Synthesise (and, with ``piece``, encode) one batch; ``job`` names where the piece is stored."""
+    """Synthesise (and, with ``piece``, encode) one batch; ``job`` names where the piece is stored.
+
+    ``stored``: the batch's chunks the caller's own listing found stored when it sent the batch (its
+    piece then missing); the others are synthesised without asking storage first (on S3 that saves
+    two requests a chunk and one a batch). First-writer-wins still decides: a chunk another copy
+    stored meanwhile is kept, and read back for the piece. None: every chunk and the piece are
+    looked up (a re-sent batch, or a caller that does not know).
+    """
     rate = engine.info.sample_rate
     piece_key = piece.key(session, job) if piece is not None else ""
     if piece is not None and (tuple(c.id for c in chunks) != piece.chunk_ids or piece.sample_rate != rate):
         raise ValueError(f"batch {batch_id}: the piece given is not this batch's")
-    if piece is not None and storage.exists(piece_key):
+    if piece is not None and stored is None and storage.exists(piece_key):
         log.debug("batch %s: its piece is stored, nothing to do", batch_id)
         return BatchResult(batch_id=batch_id, chunks=(), skipped=len(chunks), synth_seconds=0.0, audio_seconds=0.0)
     results: list[ChunkResult] = []
@@ -62,11 +70,14 @@ def synthesize_batch(
         writer = stack.enter_context(PieceWriter(piece, label=f"batch {batch_id}")) if piece else None
         for chunk in chunks:
             key = chunk_key(session, chunk.id)
-            size = storage.size(key)
-            whole = size is not None and chunk_whole(storage, key, size)
-            if size is None:  # an earlier version's WAV counts too (a resume across the upgrade)
-                legacy = chunk_key(session, chunk.id, ".wav")
-                whole = chunk_whole(storage, legacy, storage.size(legacy))
+            if stored is not None:
+                size, whole = None, chunk.id in stored
+            else:
+                size = storage.size(key)
+                whole = size is not None and chunk_whole(storage, key, size)
+                if size is None:  # an earlier version's WAV counts too (a resume across the upgrade)
+                    legacy = chunk_key(session, chunk.id, ".wav")
+                    whole = chunk_whole(storage, legacy, storage.size(legacy))
             if whole:
                 skipped += 1
                 if writer is not None:
@@ -82,12 +93,15 @@ def synthesize_batch(
                 if size is not None:
                     storage.put_bytes(key, data)  # a damaged blob (not whole) is replaced
                 elif not storage.put_bytes_if_absent(key, data):
-                    # Another copy of this batch stored it first: theirs stands, ours is dropped (the
-                    # piece takes theirs, so that it always holds what storage holds).
-                    skipped += 1
-                    if writer is not None:
-                        writer.add(read_chunk_pcm(storage, session, chunk.id, rate))
-                    continue
+                    if stored is not None and not chunk_whole(storage, key, storage.size(key)):
+                        storage.put_bytes(key, data)  # not looked up first: a damaged blob was there
+                    else:
+                        # Another copy of this batch stored it first: theirs stands, ours is dropped
+                        # (the piece takes theirs, so that it always holds what storage holds).
+                        skipped += 1
+                        if writer is not None:
+                            writer.add(read_chunk_pcm(storage, session, chunk.id, rate))
+                        continue
             if writer is not None:
                 writer.add(pcm)
             n = len(pcm) // 2

@@ -125,9 +125,9 @@ def start_cli(args: list[str], tmp: Path, **env: str) -> subprocess.Popen[str]:
 
 
 def chunk_files(shared: Path) -> dict[Path, tuple[int, int]]:
-    """Every chunk WAV under the shared storage: path -> (inode, mtime_ns)."""
+    """Every chunk blob (FLAC, or an earlier version's WAV) under the shared storage: path -> (inode, mtime_ns)."""
     out = {}
-    for p in shared.rglob("*.wav"):
+    for p in (*shared.rglob("*.flac"), *shared.rglob("*.wav")):
         st = p.stat()
         out[p] = (st.st_ino, st.st_mtime_ns)
     return out
@@ -152,3 +152,16 @@ def write_book(path: Path, chapters: int = 4, paragraphs: int = 3) -> Path:
 
 
 SUMMARY = re.compile(r"\((\d+) synthesised, (\d+) resumed\)")
+
+
+def chunk_samples(head: bytes, size: int) -> int:
+    """The samples in a stored chunk from its first bytes (FLAC STREAMINFO) or its size (WAV)."""
+    from ebook2audio.audio.chunkfmt import streaminfo
+
+    info = streaminfo(head)
+    return info.samples if info is not None else (size - 44) // 2
+
+
+def file_samples(path: Path) -> int:
+    with path.open("rb") as fh:
+        return chunk_samples(fh.read(512), path.stat().st_size)

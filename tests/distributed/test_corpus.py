@@ -53,7 +53,7 @@ def test_two_piper_workers_match_the_embedded_mode(redis_server: RedisServer, tm
         assert re.search(r"worker piper\d@\S+: synthesis on the CPU", log), log[:2000]
         assert "piper voice 'en_US-joe-medium' loaded on the CPU" in log, log[-3000:]
         assert "succeeded" in log
-    assert not list(shared.iterdir()) or not list(shared.rglob("*.wav"))  # cleaned up after success
+    assert not list(shared.iterdir()) or not list(shared.rglob("*.flac"))  # cleaned up after success
 
     emb = run_cli(["convert", str(BOOK), *common, "-o", "emb", "--workers", "2"], tmp_path)
     assert emb.returncode == 0, emb.stderr

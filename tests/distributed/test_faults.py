@@ -23,6 +23,7 @@ from .helpers import (
     Worker,
     chunk_files,
     coordinator_args,
+    file_samples,
     run_cli,
     start_cli,
     write_book,
@@ -54,10 +55,10 @@ def _assert_complete(shared: Path, out: Path) -> None:
     """Every planned chunk is stored exactly once and the book's duration is the sum of its parts."""
     session, plan = _plan(shared)
     ids = [c["id"] for c in plan["chunks"]]
-    files = sorted(p.stem for p in (shared / session / "chunks").rglob("*.wav"))
-    assert files == sorted(ids)
+    stored = list(chunk_files(shared / session / "chunks"))
+    assert sorted(p.stem for p in stored) == sorted(ids)
     rate = plan["sample_rate"]
-    samples = sum((p.stat().st_size - 44) // 2 for p in (shared / session / "chunks").rglob("*.wav"))
+    samples = sum(file_samples(p) for p in stored)
     pauses = sum((c["pause_after_ms"] * rate + 500) // 1000 for c in plan["chunks"])
     (m4b,) = out.glob("*.m4b")
     info = probe(m4b)

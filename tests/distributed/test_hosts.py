@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from ebook2audio.audio.assemble import probe
-from ebook2audio.jobstore import WAV_HEADER, chunk_key
+from ebook2audio.jobstore import chunk_key
 
 from .conftest import RedisServer
-from .helpers import SUMMARY, cli_env, write_book
+from .helpers import SUMMARY, chunk_samples, cli_env, write_book
 from .netns import Host, Network, why_unavailable
 
 pytestmark = pytest.mark.slow
@@ -226,7 +226,10 @@ def test_two_worker_hosts_and_a_pulled_cable(network: Network, tmp_path: Path) -
         s3 + f"objs = c.list_objects_v2(Bucket={BUCKET!r}).get('Contents', [])\n"
         "plans = [o['Key'] for o in objs if '/plans/' in o['Key'] and o['Key'].endswith('.json')]\n"
         f"plan = json.loads(c.get_object(Bucket={BUCKET!r}, Key=plans[0])['Body'].read())\n"
-        "print(json.dumps({'objects': {o['Key']: o['Size'] for o in objs}, 'plan': plan, 'plans': plans}))\n",
+        "heads = {o['Key']: c.get_object(Bucket=" + repr(BUCKET) + ", Key=o['Key'], Range='bytes=0-511')['Body']"
+        ".read().hex() for o in objs if '/chunks/' in o['Key']}\n"
+        "print(json.dumps({'objects': {o['Key']: o['Size'] for o in objs}, 'plan': plan, 'plans': plans,"
+        " 'heads': heads}))\n",
         env,
     ))  # fmt: skip
     plan = listing["plan"]
@@ -247,13 +250,14 @@ def test_two_worker_hosts_and_a_pulled_cable(network: Network, tmp_path: Path) -
     assert sum(1 for b in plan["batches"] if b["chapter"] == chapter) >= 2, plan["batches"]
 
     rate = plan["sample_rate"]
-    samples = sum((size - WAV_HEADER) // 2 for size in stored.values())
+    counts = {k: chunk_samples(bytes.fromhex(listing["heads"][k]), size) for k, size in stored.items()}
+    samples = sum(counts.values())
     pauses = sum((c["pause_after_ms"] * rate + 500) // 1000 for c in plan["chunks"])
     (m4b,) = (tmp_path / "out").glob("*.m4b")
     info = probe(m4b)
     assert info.duration == pytest.approx((samples + pauses) / rate, abs=0.15)
     assert [c.title for c in info.chapters] == [c["title"] for c in plan["chapters"]]
-    sizes = {cid: (stored[chunk_key(session, cid)] - WAV_HEADER) // 2 for cid in ids}
+    sizes = {cid: counts[chunk_key(session, cid)] for cid in ids}
     pause = {c["id"]: (c["pause_after_ms"] * rate + 500) // 1000 for c in plan["chunks"]}
     start = 0
     for mark, planned in zip(info.chapters, plan["chapters"], strict=True):

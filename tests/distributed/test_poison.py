@@ -18,7 +18,7 @@ from ebook2audio.engines.sim import SECONDS_PER_CHAR
 
 from ..e2e.test_poison import MARK, write_book
 from .conftest import RedisServer
-from .helpers import SUMMARY, Worker, coordinator_args, run_cli
+from .helpers import SUMMARY, Worker, chunk_files, coordinator_args, file_samples, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +66,7 @@ def test_poison_sentence_ends_in_distributed_mode(redis_server: RedisServer, tmp
     rate = plan["sample_rate"]
     total = 0
     for c in plan["chunks"]:
-        data = (plan_path.parent.parent / "chunks" / c["id"][:2] / f"{c['id']}.wav").read_bytes()
-        n = (len(data) - 44) // 2
+        n = file_samples(plan_path.parent.parent / "chunks" / c["id"][:2] / f"{c['id']}.flac")
         total += n + (c["pause_after_ms"] * rate + 500) // 1000
         sim_length = round(len(c["text"].strip()) * SECONDS_PER_CHAR * rate)
         assert (n != sim_length) if c["id"] == entry["chunk_id"] else (n == sim_length), c["text"]
@@ -92,7 +91,7 @@ def test_strict_stops_the_coordinator_and_a_rerun_completes(redis_server: RedisS
         assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
         assert "--strict" in errors[0] and MARK in errors[0]
         assert not list((tmp_path / "out").glob("*.m4b"))
-        kept = list(shared.rglob("*.wav"))
+        kept = list(chunk_files(shared))
         assert kept
 
         r = run_cli(args, tmp_path, timeout=240)

@@ -48,11 +48,11 @@ def test_distributed_convert_through_s3(
 
             # The chunk audio is in the bucket (one object a sentence), not on a local disk.
             keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
-            chunks = [k for k in keys if k.startswith(f"{sid}/chunks/") and k.endswith(".wav")]
+            chunks = [k for k in keys if k.startswith(f"{sid}/chunks/") and k.endswith(".flac")]
             assert len(chunks) == synthesised, keys
             assert [k for k in keys if k.startswith(f"{sid}/plans/") and k.endswith(".json")], keys
             assert not no_dir.exists()
-            assert list((tmp_path / "cache").rglob("*.wav")) == []
+            assert list((tmp_path / "cache").rglob("*.flac")) == []
             outputs = list((tmp_path / "out").glob("*.m4b"))
             assert len(outputs) == 1 and outputs[0].stat().st_size > 10_000
 

@@ -346,8 +346,13 @@ class _Staging:
 
 
 def _measure(
-    plan: Plan, read_chunk: Callable[[str], bytes], chunk_sizes: Callable[[str], int | None] | None
+    plan: Plan,
+    read_chunk: Callable[[str], bytes],
+    chunk_sizes: Callable[[str], int | None] | None,
+    chunk_samples: Callable[[str], int] | None = None,
 ) -> Callable[[str], int]:
+    if chunk_samples is not None:
+        return chunk_samples
     if chunk_sizes is None:
         return lambda cid: len(_read_pcm(cid, read_chunk, plan.sample_rate)) // 2
     sizes = chunk_sizes
@@ -624,11 +629,14 @@ def assemble(
     cover: Cover | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_sizes: Callable[[str], int | None] | None = None,
+    chunk_samples: Callable[[str], int] | None = None,
 ) -> AssemblyResult:
     """Encode the plan's chunk audio, in reading order, into ``out_path`` (or parts of it).
 
-    ``read_chunk(id)`` returns a chunk's WAV bytes. ``chunk_sizes(id)``, when given, returns its
-    byte size or None when missing (like ``Storage.size``) and saves reading every chunk twice.
+    ``read_chunk(id)`` returns a chunk's stored bytes (FLAC or WAV). ``chunk_samples(id)`` (its
+    sample count, e.g. from a FLAC header) or, for canonical WAV chunks, ``chunk_sizes(id)`` (its
+    byte size or None when missing, like ``Storage.size``) saves reading every chunk twice; every
+    chunk's real length is still checked against it as it is encoded.
     ``progress(n)`` is called after each chunk with the number of chunks written so far.
     A corrupt chunk raises CorruptAudioError (``chunk_id`` set); an ffmpeg failure raises
     AssemblyError; in both cases no output file is created or changed.
@@ -654,7 +662,7 @@ def assemble(
     except OSError as exc:
         raise AssemblyError(f"cannot create the output folder {out_path.parent}: {exc.strerror}") from exc
 
-    chapters = layout_book(plan, _measure(plan, read_chunk, chunk_sizes))
+    chapters = layout_book(plan, _measure(plan, read_chunk, chunk_sizes, chunk_samples))
     parts = split_parts(chapters, max_samples)
     done = 0
 

@@ -19,9 +19,9 @@ import struct
 from dataclasses import dataclass
 
 from ebook2audio.audio.flac import decode_flac, encode_flac
-from ebook2audio.audio.pcm import WAV_HEADER_SIZE, parse_wav, wav_bytes
+from ebook2audio.audio.pcm import WAV_HEADER_SIZE, CorruptAudioError, parse_wav, wav_bytes
 
-__all__ = ["HEAD_BYTES", "StreamInfo", "blob_whole", "chunk_bytes", "chunk_pcm", "streaminfo"]
+__all__ = ["HEAD_BYTES", "StreamInfo", "blob_whole", "chunk_bytes", "chunk_pcm", "samples_from_head", "streaminfo"]
 
 HEAD_BYTES = 512  # enough for a WAV header and the metadata blocks libsndfile writes before FLAC frames
 _FLAC_MAGIC = b"fLaC"
@@ -87,6 +87,16 @@ def blob_whole(head: bytes, size: int) -> bool:
     frames = -(-info.samples // info.max_block)
     audio = size - info.audio_offset
     return frames * info.min_frame <= audio <= frames * info.max_frame
+
+
+def samples_from_head(head: bytes, size: int) -> int:
+    """The samples in a chunk blob of ``size`` bytes from its first bytes; CorruptAudioError if unknown."""
+    info = streaminfo(head)
+    if info is not None:
+        return info.samples
+    if head[:4] == b"RIFF" and _wav_whole(head, size):
+        return (size - WAV_HEADER_SIZE) // 2
+    raise CorruptAudioError(f"not a whole chunk ({size} bytes)")
 
 
 def chunk_bytes(pcm: bytes, sample_rate: int) -> bytes:

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,7 @@ def synthesize_halving(
     guard: BatchGuard | None = None,
     piece: PieceSpec | None = None,
     job: str = "",
+    stored: Collection[str] | None = None,
 ) -> BatchResult:
     """``synthesize_batch``; on CUDA out-of-memory, again as two halves (recursively), not a failure.
 
@@ -165,7 +166,9 @@ def synthesize_halving(
     from ..engines.piper import CudaOutOfMemoryError
 
     try:
-        return synthesize_batch(storage, session, batch_id, chunks, engine, guard=guard, piece=piece, job=job)
+        return synthesize_batch(
+            storage, session, batch_id, chunks, engine, guard=guard, piece=piece, job=job, stored=stored
+        )
     except CudaOutOfMemoryError:
         if len(chunks) < 2:
             raise
@@ -282,9 +285,18 @@ class WorkerRuntime:
         return engine
 
     def run(
-        self, session: str, batch_id: str, hostname: str = "", strict: bool = False, job: str = ""
+        self,
+        session: str,
+        batch_id: str,
+        hostname: str = "",
+        strict: bool = False,
+        job: str = "",
+        stored: Sequence[int] | None = None,
     ) -> dict[str, Any]:
         """Synthesise one batch of one job; the JSON-safe result the coordinator reads.
+
+        ``stored``: positions in the batch of the chunks the coordinator found stored when it sent
+        the batch (first deliveries only: see ``tasks.synthesize_batch``); None: look them up.
 
         The delivery is counted in Redis before the engine loads (:class:`~ebook2audio.poison.BatchGuard`):
         a batch whose process died (Celery requeues it: ``reject_on_worker_lost``) is searched for
@@ -320,8 +332,11 @@ class WorkerRuntime:
         ) as guard:
             engine = self.engine_for(info, speed)
             piece = entry.pieces.get(batch_id)
+            known = None
+            if stored is not None:
+                known = {batch.chunk_ids[i] for i in stored if 0 <= i < len(batch.chunk_ids)}
             result = synthesize_halving(
-                self.storage, session, batch_id, chunks, engine, guard, piece=piece, job=job
+                self.storage, session, batch_id, chunks, engine, guard, piece=piece, job=job, stored=known
             )
         self._drop_if_job_ended(session, job, result, piece)
         return result_to_json(result, device=engine.device, **where)
@@ -427,9 +442,12 @@ def make_celery_app(ds: DistributedSettings) -> Any:
         chars: int | None = None,
         strict: bool = False,
         job: str = "",
+        stored: list[int] | None = None,
     ) -> dict[str, Any]:
+        if self.request.retries or (self.request.delivery_info or {}).get("redelivered"):
+            stored = None  # a retried or redelivered task: an earlier try may have stored some chunks
         return runtime.run(
-            session, batch_id, hostname=str(self.request.hostname or ""), strict=strict, job=job
+            session, batch_id, hostname=str(self.request.hostname or ""), strict=strict, job=job, stored=stored
         )
 
     return app

@@ -339,6 +339,7 @@ class DistributedExecutor:
     # Raises job.LockLostError when this coordinator no longer holds its session (checked every loop).
     check_lock: Callable[[], None] = lambda: None
     _listing: ChunkListing | None = field(default=None, init=False, repr=False)
+    _stored_at_start: set[str] | None = field(default=None, init=False, repr=False)
 
     # -- Redis helpers
 
@@ -428,9 +429,14 @@ class DistributedExecutor:
             except Exception:  # a broadcast that cannot go out now changes nothing above
                 log.debug("could not revoke %s", track.task_ids[-1], exc_info=True)
         task_id = f"{plan.session}.{self._nonce}.{b.id}.{len(track.task_ids) + 1}"
+        kwargs: dict[str, Any] = {"chapter": b.chapter + 1, "chars": b.chars, "job": plan.job, "strict": self.strict}
+        if not track.task_ids and self._stored_at_start is not None:
+            # First copy: which of its chunks the start's listing found stored, so that the worker
+            # asks storage nothing before synthesising (a copy sent again looks everything up).
+            kwargs["stored"] = [i for i, cid in enumerate(b.chunk_ids) if cid in self._stored_at_start]
         self.app.tasks[TASK_NAME].apply_async(
             args=(plan.session, b.id),
-            kwargs={"chapter": b.chapter + 1, "chars": b.chars, "job": plan.job, "strict": self.strict},
+            kwargs=kwargs,
             task_id=task_id,
             queue=self.settings.queue,
             producer=producer,
@@ -446,6 +452,7 @@ class DistributedExecutor:
         session = plan.session
         check_redis(self.settings, self.client)
         initial_done = done_chunks(self.storage, plan)
+        self._stored_at_start = initial_done
         total = len(plan.chunks)
         raw = self.read_checkpoint(session)
         cp, note = repair_checkpoint(raw, session=session, total=total, done=len(initial_done), now=utc_now())
