@@ -71,14 +71,20 @@ FFMPEG_4_4 = "ffmpeg version 4.4\nlibavcodec     58.134.100 / 58.134.100\nlibavf
 
 
 def fake_ffmpeg(folder: Path, version_text: str, name: str = "ffmpeg") -> Path:
-    """An executable that answers ``-version`` like an ffmpeg would, and fails at anything else."""
+    """An executable that answers ``-version`` like an ffmpeg would, and fails at anything else
+    (shell built-ins only: it works whatever PATH holds)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     (folder / f"{name}.txt").write_text(version_text)
     path.write_text(
         textwrap.dedent(f"""\
             #!/bin/sh
-            for a in "$@"; do [ "$a" = -version ] && exec cat '{folder / f"{name}.txt"}'; done
+            for a in "$@"; do
+              if [ "$a" = -version ]; then
+                while IFS= read -r line; do printf '%s\\n' "$line"; done < '{folder / f"{name}.txt"}'
+                exit 0
+              fi
+            done
             echo "fake ffmpeg: only -version" >&2; exit 1
             """)
     )
