@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .audio.assemble import AssemblyOptions, AssemblyResult, StreamingAssembler, assemble
+from .audio.ffmpeg import check_ffmpeg
 from .config import Settings, parse_chapter_selection
 from .engines.base import EngineInfo
 from .engines.registry import resolve_voice
@@ -196,6 +197,7 @@ def convert(
     t_start = time.perf_counter()
     if settings.session:
         check_session_id(settings.session)
+    check_ffmpeg()  # a too old $EBOOK2AUDIO_FFMPEG stops here, not after the synthesis
     book = read_book(book_path)
     for w in book.warnings:
         rep.message(f"warning: {w}")
