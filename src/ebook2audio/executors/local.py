@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..engines.base import Engine, EngineInfo
 from ..errors import SynthesisError
+from ..interrupts import ignore_in_child
 from ..model import Batch, BatchResult, Chunk, Plan
 from ..plan import dispatch_order
 from ..storage.local import LocalStorage
@@ -46,8 +49,44 @@ class _WorkerState:
 _CHILD: dict[str, _WorkerState] = {}
 
 
+class _Stopped(BaseException):
+    """A pool process was told to stop (SIGTERM) in the middle of a batch: the batch ends after the
+    sentence being synthesised, before its audio is written (never a half-written chunk)."""
+
+
+@dataclass
+class _StoppableEngine:
+    """The child's engine, checking between sentences whether the process was told to stop (the
+    signal handler only sets a flag: an exception raised inside a native callback would be lost)."""
+
+    engine: Engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def synthesize(self, *args: Any, **kwargs: Any) -> bytes:
+        if "stop" in _FLAGS:
+            raise _Stopped
+        pcm = self.engine.synthesize(*args, **kwargs)
+        if "stop" in _FLAGS:
+            raise _Stopped
+        return pcm
+
+
+# The stop flags of a pool child (set by its SIGTERM handler): "busy" during a batch, "stop" once told.
+_FLAGS: set[str] = set()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    if "busy" not in _FLAGS:
+        os._exit(0)  # between batches: nothing to clean up
+    _FLAGS.add("stop")
+
+
 def _init_child(root: str, info: EngineInfo, speed: float, device: str) -> None:
     single_thread_env()
+    ignore_in_child()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     from ..engines.registry import load_engine
 
     _CHILD["state"] = _WorkerState(
@@ -57,7 +96,14 @@ def _init_child(root: str, info: EngineInfo, speed: float, device: str) -> None:
 
 def _run_batch(session: str, batch_id: str, chunks: Sequence[Chunk]) -> BatchResult:
     state = _CHILD["state"]
-    return synthesize_batch(state.storage, session, batch_id, chunks, state.engine)
+    _FLAGS.add("busy")
+    try:
+        engine: Any = _StoppableEngine(state.engine)
+        return synthesize_batch(state.storage, session, batch_id, chunks, engine)
+    finally:
+        _FLAGS.discard("busy")
+        if "stop" in _FLAGS:
+            os._exit(0)
 
 
 @dataclass
@@ -144,6 +190,9 @@ class LocalExecutor:
                             "a synthesis process died (out of memory?); rerun the same command to resume"
                         ) from exc
                     on_batch(result)
+        except KeyboardInterrupt:  # SIGINT/SIGTERM: stop the running batches at their current sentence
+            _stop_processes(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -151,3 +200,11 @@ class LocalExecutor:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+
+
+def _stop_processes(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM every process of ``pool`` (the executor has no public way to reach them before 3.14)."""
+    processes = getattr(pool, "_processes", None) or {}
+    for proc in list(processes.values()):
+        if proc.is_alive():
+            proc.terminate()
