@@ -162,3 +162,9 @@ def test_existing_split_parts_need_every_part(tmp_path: Path) -> None:
     _encode(tmp_path / "book - Part 3.m4b", "m4b", {**fingerprint_tags("m4b", fp), "track": "3/3"})
     done = existing_output(out, fp, split=True, subtitles=False)
     assert done.state == "done" and [p.name for p in done.paths] == [f"book - Part {n}.m4b" for n in (1, 2, 3)]
+
+
+def test_check_writable_refuses_a_folder_with_the_outputs_name(tmp_path: Path) -> None:
+    (tmp_path / "book.m4b").mkdir()
+    with pytest.raises(UserError, match=r"book\.m4b: a folder has that name"):
+        check_writable(tmp_path, "book", "m4b")

@@ -101,6 +101,9 @@ def check_writable(out_dir: Path, base: str, fmt: str) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output directory {out_dir}: {exc.strerror or exc}") from exc
+    final = out_dir / f"{base}{output_format(fmt).ext}"
+    if os.path.isdir(final):  # (os.path: False, not an error, for a name too long)
+        raise UserError(f"cannot write the audiobook {final}: a folder has that name")
     probe_path = out_dir / longest_name(base, fmt)
     try:
         fd = os.open(probe_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
