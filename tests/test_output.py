@@ -168,3 +168,25 @@ def test_check_writable_refuses_a_folder_with_the_outputs_name(tmp_path: Path) -
     (tmp_path / "book.m4b").mkdir()
     with pytest.raises(UserError, match=r"book\.m4b: a folder has that name"):
         check_writable(tmp_path, "book", "m4b")
+
+
+def test_the_index_recalls_a_finished_conversion_by_book_and_command(tmp_path: Path) -> None:
+    from dataclasses import asdict, replace
+
+    from ebook2audio.config import Settings
+    from ebook2audio.output import Record, recall, remember, request_key
+
+    settings = Settings(output_dir=tmp_path / "out", engine="sim")
+    key = request_key("a" * 64, settings)
+    assert recall(tmp_path, key) is None
+    record = Record(tmp_path / "out" / "b.m4b", "4" * 32, False, True, asdict(INFO))
+    remember(tmp_path, key, record)
+    assert recall(tmp_path, key) == record
+    assert [p.name for p in (tmp_path / ".outputs").iterdir()] == [f"{key}.json"]
+    # what changes the output, or where it goes, changes the key; how the work is done does not
+    for change in ({"speed": 1.1}, {"output_name": "x"}, {"output_dir": tmp_path}, {"chapters": "1"}):
+        assert request_key("a" * 64, replace(settings, **change)) != key  # type: ignore[arg-type]
+    assert request_key("b" * 64, settings) != key
+    assert request_key("a" * 64, replace(settings, workers=3, encode_jobs=1, batch_chars=99)) == key
+    (tmp_path / ".outputs" / f"{key}.json").write_text("{not json")
+    assert recall(tmp_path, key) is None

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .audio.ffmpeg import output_format, probe
+from .config import Settings
 from .errors import Ebook2AudioError, UserError
 from .model import EngineInfo
 
@@ -272,3 +273,70 @@ def other_output_error(paths: tuple[Path, ...]) -> UserError:
         f"{first} already exists and was not made from this book with these settings: "
         "use --overwrite to replace it, or --output-name to write another file"
     )
+
+
+# --------------------------------------------------------------------------- the finished-books index
+#
+# Deciding "already converted" needs the output's name, which comes from the book's metadata: reading
+# a long PDF takes seconds. So each success also records, in ``<work_dir>/.outputs/<key>.json``, where
+# the output went and its fingerprint, under a key made of the book's bytes and the command's own
+# settings (as given, before the voice is resolved). A rerun of the same command finds the record, checks
+# the files and their fingerprint tags, and stops without reading the book. Any doubt (no record, a
+# file missing or changed) falls back to reading the book and comparing fingerprints.
+
+INDEX_DIR = ".outputs"  # under the work directory (cannot be a session id: those start alphanumeric)
+
+
+def request_key(book_digest: str, settings: Settings) -> str:
+    """A key for (book bytes, the output settings as the command gave them, where the output goes)."""
+    fields = (
+        "engine", "voice", "language", "speed", "sentence_pause_ms", "paragraph_pause_ms",
+        "chapter_pause_ms", "chapters", "format", "bitrate", "split_hours", "subtitles", "output_name",
+    )  # fmt: skip
+    data: dict[str, object] = {name: getattr(settings, name) for name in fields}
+    data["output_dir"] = str(Path(settings.output_dir).resolve())
+    data["v"], data["book"] = FINGERPRINT_VERSION, book_digest
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a finished conversion left in the index."""
+
+    out_path: Path
+    fingerprint: str
+    split: bool
+    subtitles: bool
+    voice: dict[str, object]  # the resolved EngineInfo's fields
+
+
+def remember(work_dir: Path, key: str, record: Record) -> None:
+    """Write ``record`` under ``key`` (atomically; a failure only costs the fast path)."""
+    folder = Path(work_dir) / INDEX_DIR
+    data = {
+        "out_path": str(record.out_path.resolve()),
+        "fingerprint": record.fingerprint,
+        "split": record.split,
+        "subtitles": record.subtitles,
+        "voice": record.voice,
+    }
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, folder / f"{key}.json")
+
+
+def recall(work_dir: Path, key: str) -> Record | None:
+    try:
+        data = json.loads((Path(work_dir) / INDEX_DIR / f"{key}.json").read_text(encoding="utf-8"))
+        return Record(
+            out_path=Path(data["out_path"]),
+            fingerprint=str(data["fingerprint"]),
+            split=bool(data["split"]),
+            subtitles=bool(data["subtitles"]),
+            voice=dict(data["voice"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

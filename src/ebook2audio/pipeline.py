@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -117,12 +117,12 @@ def output_basename(book: Book, settings: Settings) -> str:
     return output.safe_name(name)
 
 
-def output_fingerprint(book_path: Path, settings: Settings, info: EngineInfo, chapters: int) -> str:
-    """The fingerprint of the audiobook ``settings`` make from ``book_path`` (``chapters``: the
-    book's chapter count, to read the chapter selection)."""
+def output_fingerprint(book_digest: str, settings: Settings, info: EngineInfo, chapters: int) -> str:
+    """The fingerprint of the audiobook ``settings`` make from the book of SHA-256 ``book_digest``
+    (``chapters``: the book's chapter count, to read the chapter selection)."""
     selection = parse_chapter_selection(settings.chapters, chapters) if settings.chapters.strip() else []
     return output.fingerprint(
-        output.file_digest(book_path),
+        book_digest,
         output.output_settings(
             info,
             speed=settings.speed,
@@ -201,6 +201,17 @@ def convert(
     """
     rep = reporter or QuietReporter()
     t_start = time.perf_counter()
+    digest = output.file_digest(book_path)
+    request = output.request_key(digest, settings)
+    known = None if settings.overwrite else output.recall(settings.work_dir, request)
+    if known is not None:  # the same command finished before: check its files without reading the book
+        found = output.existing_output(
+            known.out_path, known.fingerprint, split=known.split, subtitles=known.subtitles
+        )
+        if found.state == "done":
+            paths = tuple(settings.output_dir / p.name for p in found.paths)
+            voice = EngineInfo(**known.voice)  # type: ignore[arg-type]
+            return _already_converted(paths, 0, voice, time.perf_counter() - t_start)
     book = read_book(book_path)
     for w in book.warnings:
         rep.message(f"warning: {w}")
@@ -218,12 +229,12 @@ def convert(
     out_dir = settings.output_dir
     base = output_basename(book, settings)
     out_path = out_dir / f"{base}.{settings.format}"
-    fingerprint = output_fingerprint(book_path, settings, info, chapters_in_book)
+    fingerprint = output_fingerprint(digest, settings, info, chapters_in_book)
     existing = output.existing_output(
         out_path, fingerprint, split=bool(settings.split_hours), subtitles=settings.subtitles
     )
     if existing.state == "done" and not settings.overwrite:
-        return _already_converted(existing.paths, book, info, time.perf_counter() - t_start)
+        return _already_converted(existing.paths, len(book.chapters), info, time.perf_counter() - t_start)
     if existing.state == "other" and not settings.overwrite:
         raise output.other_output_error(existing.paths)
     output.check_writable(out_dir, base, settings.format)
@@ -324,6 +335,11 @@ def convert(
             note_progress(exc, _kept(store, plan, done), len(plan.chunks))
         raise
     scratch.close()
+    output.remember(
+        settings.work_dir,
+        request,
+        output.Record(out_path, fingerprint, bool(settings.split_hours), settings.subtitles, asdict(info)),
+    )
     if not settings.keep_work:
         cleanup = getattr(store, "delete_prefix", None)
         if cleanup is not None:
@@ -343,12 +359,12 @@ def convert(
     )
 
 
-def _already_converted(paths: tuple[Path, ...], book: Book, info: EngineInfo, wall: float) -> ConvertResult:
+def _already_converted(paths: tuple[Path, ...], chapters: int, info: EngineInfo, wall: float) -> ConvertResult:
     return ConvertResult(
         outputs=paths,
         subtitles=(),
         duration=0.0,
-        chapters=len(book.chapters),
+        chapters=chapters,
         chunks_total=0,
         chunks_synthesized=0,
         chunks_skipped=0,
