@@ -29,11 +29,12 @@ import json
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .audio.ffmpeg import output_format, probe
-from .config import Settings
+from .config import Settings, default_work_dir
 from .errors import Ebook2AudioError, UserError
 from .model import EngineInfo
 
@@ -278,13 +279,16 @@ def other_output_error(paths: tuple[Path, ...]) -> UserError:
 # --------------------------------------------------------------------------- the finished-books index
 #
 # Deciding "already converted" needs the output's name, which comes from the book's metadata: reading
-# a long PDF takes seconds. So each success also records, in ``<work_dir>/.outputs/<key>.json``, where
+# a long PDF takes seconds. So each success also records, in ``<cache>/ebook2audio/outputs/<key>.json``
+# (beside the default work directory, whatever ``--work-dir`` says), where
 # the output went and its fingerprint, under a key made of the book's bytes and the command's own
 # settings (as given, before the voice is resolved). A rerun of the same command finds the record, checks
 # the files and their fingerprint tags, and stops without reading the book. Any doubt (no record, a
 # file missing or changed) falls back to reading the book and comparing fingerprints.
 
-INDEX_DIR = ".outputs"  # under the work directory (cannot be a session id: those start alphanumeric)
+def index_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the finished-books index lives: ``$XDG_CACHE_HOME/ebook2audio/outputs``."""
+    return default_work_dir(os.environ if env is None else env).parent / "outputs"
 
 
 def request_key(book_digest: str, settings: Settings) -> str:
@@ -311,9 +315,8 @@ class Record:
     voice: dict[str, object]  # the resolved EngineInfo's fields
 
 
-def remember(work_dir: Path, key: str, record: Record) -> None:
-    """Write ``record`` under ``key`` (atomically; a failure only costs the fast path)."""
-    folder = Path(work_dir) / INDEX_DIR
+def remember(folder: Path, key: str, record: Record) -> None:
+    """Write ``record`` under ``key`` in ``folder`` (atomically; a failure only costs the fast path)."""
     data = {
         "out_path": str(record.out_path.resolve()),
         "fingerprint": record.fingerprint,
@@ -328,9 +331,9 @@ def remember(work_dir: Path, key: str, record: Record) -> None:
         os.replace(tmp, folder / f"{key}.json")
 
 
-def recall(work_dir: Path, key: str) -> Record | None:
+def recall(folder: Path, key: str) -> Record | None:
     try:
-        data = json.loads((Path(work_dir) / INDEX_DIR / f"{key}.json").read_text(encoding="utf-8"))
+        data = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
         return Record(
             out_path=Path(data["out_path"]),
             fingerprint=str(data["fingerprint"]),

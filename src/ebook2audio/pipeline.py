@@ -203,7 +203,7 @@ def convert(
     t_start = time.perf_counter()
     digest = output.file_digest(book_path)
     request = output.request_key(digest, settings)
-    known = None if settings.overwrite else output.recall(settings.work_dir, request)
+    known = None if settings.overwrite else output.recall(output.index_dir(env), request)
     if known is not None:  # the same command finished before: check its files without reading the book
         found = output.existing_output(
             known.out_path, known.fingerprint, split=known.split, subtitles=known.subtitles
@@ -336,7 +336,7 @@ def convert(
         raise
     scratch.close()
     output.remember(
-        settings.work_dir,
+        output.index_dir(env),
         request,
         output.Record(out_path, fingerprint, bool(settings.split_hours), settings.subtitles, asdict(info)),
     )

@@ -95,9 +95,17 @@ class Scratch:
     @classmethod
     def open(cls, work_dir: Path, session: str) -> Scratch:
         root = Path(work_dir) / SCRATCH_ROOT
-        root.mkdir(parents=True, exist_ok=True)
-        sweep_stale(root)
-        path = Path(tempfile.mkdtemp(prefix=f"{session}-{os.getpid()}-", dir=root))
+        for attempt in range(3):
+            root.mkdir(parents=True, exist_ok=True)
+            if attempt == 0:
+                sweep_stale(root)
+            try:
+                path = Path(tempfile.mkdtemp(prefix=f"{session}-{os.getpid()}-", dir=root))
+                break
+            except FileNotFoundError:  # another run removed the empty root meanwhile
+                continue
+        else:
+            path = Path(tempfile.mkdtemp(prefix=f"{session}-{os.getpid()}-", dir=root))
         fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         _try_lock(fd)
         return cls(path, fd)
@@ -108,6 +116,8 @@ class Scratch:
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(self._fd)
         self._fd = -1
+        with contextlib.suppress(OSError):  # the root too, when no other run uses it
+            self.path.parent.rmdir()
 
     def __enter__(self) -> Scratch:
         return self

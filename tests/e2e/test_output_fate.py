@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -79,15 +80,19 @@ def test_a_finished_book_is_skipped_overwrite_redoes_it_other_settings_are_refus
     first = out.stat()
     work_before = _tree(tmp_path / "cache")
 
-    walls = []
-    for _ in range(2):
-        t0 = time.monotonic()
+    walls, cpus = [], []
+    for _ in range(3):
+        t0, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         r = run_cli(args, tmp_path, **FAST_SIM)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         walls.append(time.monotonic() - t0)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         assert r.returncode == 0, r.stderr
         assert f"already converted: out/{out.name}" in r.stderr
         assert "synthesising" not in r.stderr and "session" not in r.stderr
-    assert min(walls) < 2.0, walls
+    assert max(cpus) < 2.0, cpus  # the CLI's own work, whatever else the machine runs
+    if os.getloadavg()[0] < 1.5 * (os.cpu_count() or 1):  # wall time means something only then
+        assert min(walls) < 2.0, walls
     assert _tree(tmp_path / "cache") == work_before  # no plan written, nothing synthesised
     assert out.stat().st_mtime_ns == first.st_mtime_ns and out.stat().st_ino == first.st_ino
 
