@@ -233,7 +233,9 @@ def convert(
     existing = output.existing_output(
         out_path, fingerprint, split=bool(settings.split_hours), subtitles=settings.subtitles
     )
+    record = output.Record(out_path, fingerprint, bool(settings.split_hours), settings.subtitles, asdict(info))
     if existing.state == "done" and not settings.overwrite:
+        output.remember(output.index_dir(env), request, record)  # the next rerun need not read the book
         return _already_converted(existing.paths, len(book.chapters), info, time.perf_counter() - t_start)
     if existing.state == "other" and not settings.overwrite:
         raise output.other_output_error(existing.paths)
@@ -335,11 +337,7 @@ def convert(
             note_progress(exc, _kept(store, plan, done), len(plan.chunks))
         raise
     scratch.close()
-    output.remember(
-        output.index_dir(env),
-        request,
-        output.Record(out_path, fingerprint, bool(settings.split_hours), settings.subtitles, asdict(info)),
-    )
+    output.remember(output.index_dir(env), request, record)
     if not settings.keep_work:
         cleanup = getattr(store, "delete_prefix", None)
         if cleanup is not None:
