@@ -31,3 +31,17 @@ def test_the_message_says_what_is_kept() -> None:
     other = ValueError("x")
     note_progress(other, 1, 2)  # no-op on anything else
     assert not hasattr(other, "kept")
+
+
+def test_an_interrupt_inside_a_native_call_is_raised_when_it_returns() -> None:
+    from ebook2audio.interrupts import deferred_interrupts
+
+    reached = []
+    with pytest.raises(Interrupted), trap():
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+            reached.append("end of the native call")  # the handler did not raise in here
+        reached.append("after")  # pragma: no cover - never reached
+    assert reached == ["end of the native call"]

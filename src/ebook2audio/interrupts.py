@@ -24,6 +24,18 @@ from typing import Any
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+@dataclass
+class _Deferral:
+    """Blocks of main-thread code that run a native library calling back into Python (see
+    :func:`deferred_interrupts`). Process-wide, like the signal handlers it works with."""
+
+    depth: int = 0
+    pending: BaseException | None = None
+
+
+_DEFERRAL = _Deferral()
+
+
 class Interrupted(KeyboardInterrupt):
     """The conversion was stopped by a signal (a KeyboardInterrupt, so cleanup code sees it as one)."""
 
@@ -61,6 +73,9 @@ class Trap:
             print(f"interrupted again ({signal.Signals(signum).name}): stopping at once", file=sys.stderr)
             os._exit(128 + self.signum)
         self.signum = signum
+        if _DEFERRAL.depth:  # inside a native call: raised when it returns
+            _DEFERRAL.pending = Interrupted(signum)
+            return
         raise Interrupted(signum)
 
     def interrupted(self) -> Interrupted | None:
@@ -83,6 +98,26 @@ def trap() -> Iterator[Trap]:
     finally:
         for sig, previous in state._previous.items():
             signal.signal(sig, previous)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Around a call into a native library that calls back into Python (espeak-ng's audio callback):
+    an exception raised by a signal handler inside the callback cannot cross the C code (ctypes
+    prints and drops it, and the interrupt would be lost), so an interrupt that comes meanwhile is
+    raised when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _DEFERRAL.depth += 1
+    try:
+        yield
+    finally:
+        _DEFERRAL.depth -= 1
+        pending = _DEFERRAL.pending
+        if _DEFERRAL.depth == 0 and pending is not None:
+            _DEFERRAL.pending = None
+            raise pending
 
 
 def ignore_in_child() -> None:

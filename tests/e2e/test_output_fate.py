@@ -142,17 +142,23 @@ def _group_gone(pgid: int, timeout: float = 20.0) -> bool:
     return False
 
 
-def test_sigterm_mid_run_stops_cleanly_and_the_rerun_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "sig", "code"),
+    [("2", signal.SIGTERM, 143), ("1", signal.SIGINT, 130)],  # the process pool; synthesis in the CLI itself
+)
+def test_a_signal_mid_run_stops_cleanly_and_the_rerun_resumes(
+    tmp_path: Path, workers: str, sig: int, code: int
+) -> None:
     book = _book(tmp_path / "book.txt", "The Long Watch", chapters=3, paragraphs=6)
-    args = ["convert", str(book), "-o", "out", "--engine", "espeak", "-w", "2", "--batch-chars", "150", "-q"]
+    args = ["convert", str(book), "-o", "out", "--engine", "espeak", "-w", workers, "--batch-chars", "150", "-q"]
     proc = _popen(args, tmp_path)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(_work(tmp_path).rglob("*.wav"))) < 3:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)  # to the CLI only, as `kill PID` or a service manager does
+    proc.send_signal(sig)  # to the CLI only, as `kill PID` or a service manager does
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    assert proc.returncode == code, err
     m = re.search(r"^interrupted: (\d+) of (\d+) sentences kept; rerun the same command to resume$", err, re.M)
     assert m, err
     kept, total = int(m.group(1)), int(m.group(2))
