@@ -40,9 +40,12 @@ Its cuts cannot be placed on the book's frame grid (the length of what comes bef
 yet), so each piece is made a whole number of frames by stretching or shortening its last pause by
 at most 512 samples; the marks and cues follow the real pauses and stay exact (see the class).
 
-Outputs (audio and subtitles) are written under temporary names in the target folder and renamed
-over the final names only when everything succeeded; on failure the temporaries are removed, so an
-earlier good output is never damaged and no partial file ever carries the final name.
+Outputs (audio and subtitles) are written under temporary names and moved to the final names only
+when everything succeeded; on failure the temporaries are removed, so an earlier good output is
+never damaged and no partial file ever carries the final name. With ``AssemblyOptions.temp_dir``
+(the pipeline passes its scratch folder in the work directory) every temporary, pieces included,
+lives there and the output folder only ever receives finished files (:mod:`ebook2audio.scratch`);
+without it they are hidden files beside the output.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ import bisect
 import contextlib
 import glob
 import logging
-import os
 import secrets
 import tempfile
 import threading
@@ -87,6 +89,7 @@ from ebook2audio.audio.pieces import (
 )
 from ebook2audio.errors import AssemblyError, ConfigError
 from ebook2audio.model import ChapterMark, Chunk, Cover, Metadata, Plan
+from ebook2audio.scratch import move_into_place
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,8 @@ class AssemblyOptions:
     # ffmpeg processes encoding pieces of each file at once (m4b and m4a; other formats: 1).
     # 1 = one ffmpeg streams the whole file. The result has the same timing either way.
     encode_jobs: int = 1
+    # Where temporaries go (pieces, outputs before their final move); None: hidden beside the output.
+    temp_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -315,22 +320,28 @@ def book_tags(
 
 
 class _Staging:
-    """Temporary outputs next to their final names; renamed together at the end, or removed."""
+    """Temporary outputs (in ``temp_dir``, else next to their final names); moved to their final
+    names together at the end, or removed."""
 
-    def __init__(self) -> None:
+    def __init__(self, temp_dir: Path | None = None) -> None:
         self._pairs: list[tuple[Path, Path]] = []
+        self._dir = temp_dir
 
     def temp_for(self, final: Path) -> Path:
-        """A fresh name ".NAME.<random>.part.EXT" beside ``final`` (created by whoever writes it,
-        so it gets the usual permissions)."""
-        tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
+        """A fresh temporary name for ``final``: "<random>.part.EXT" in the temp folder, else
+        ".NAME.<random>.part.EXT" beside ``final`` (created by whoever writes it, so it gets the
+        usual permissions)."""
+        if self._dir is not None:
+            tmp = self._dir / f"{secrets.token_hex(6)}.part{final.suffix}"
+        else:
+            tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
         self._pairs.append((tmp, final))
         return tmp
 
     def commit(self) -> None:
         for tmp, final in self._pairs:
             try:
-                os.replace(tmp, final)
+                move_into_place(tmp, final)
             except OSError as exc:
                 raise AssemblyError(f"cannot rename the finished output to {final}: {exc.strerror}") from exc
         self._pairs.clear()
@@ -672,10 +683,10 @@ def assemble(
         if progress is not None:
             progress(done)
 
-    staging = _Staging()
+    staging = _Staging(options.temp_dir)
     results: list[PartResult] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-") as work:
+        with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-", dir=options.temp_dir) as work:
             workdir = Path(work)
             cover_path, cover_copy = _cover_file(cover, fmt.cover, workdir)
             job = _Job(plan, read_chunk, out_path, options, workdir, cover_path, cover_copy, len(parts))
@@ -752,9 +763,12 @@ class StreamingAssembler:
         self.fetch_piece = fetch_piece
         self.read_pcm = read_pcm
         self.coordinator_pieces = 0  # pieces encoded here, from chunks
-        self._tmp = tempfile.TemporaryDirectory(
-            prefix=f".{self.out_path.stem}.pieces-", dir=self.out_path.parent
-        )
+        if options.temp_dir is not None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="pieces-", dir=options.temp_dir)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(
+                prefix=f".{self.out_path.stem}.pieces-", dir=self.out_path.parent
+            )
         tmp = Path(self._tmp.name)
         self._pieces = [_Piece(spec, set(spec.batch_ids), tmp / f"{spec.index:05d}.aac") for spec in specs]
         self._by_batch: dict[str, list[_Piece]] = {}
@@ -858,9 +872,9 @@ class StreamingAssembler:
         if total != sum(lengths):
             raise AssemblyError(f"the pieces hold {sum(lengths)} samples, not {total}")
         fmt = output_format(self.options.format)
-        staging = _Staging()
+        staging = _Staging(self.options.temp_dir)
         try:
-            with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-") as work:
+            with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-", dir=self.options.temp_dir) as work:
                 workdir = Path(work)
                 cover_path, cover_copy = _cover_file(self.cover, fmt.cover, workdir)
                 job = _Job(plan, _no_chunks, self.out_path, self.options, workdir, cover_path, cover_copy, 1)
