@@ -71,7 +71,11 @@ def check_session_id(value: str) -> str:
 def job_id(plan: Plan, target: str) -> str:
     """The id of converting ``plan`` into ``target`` (the output's path and format): 16 hex digits."""
     h = hashlib.sha256()
-    h.update(json.dumps(replace(plan, job="").to_json(), sort_keys=True, ensure_ascii=False).encode())
+    # Without ``pieces``: a job keeps its id across bitrates and across the upgrade that added pieces
+    # (their keys carry what they depend on).
+    data = replace(plan, job="").to_json()
+    data.pop("pieces", None)
+    h.update(json.dumps(data, sort_keys=True, ensure_ascii=False).encode())
     h.update(b"\0" + target.encode())
     return h.hexdigest()[:16]
 
