@@ -67,7 +67,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="0.5 hour of audio")
     p.add_argument("--hours", type=float, help="hours of audio (default 0.5 quick, 3 full)")
     p.add_argument("--jobs", type=int, default=2, help="pieces encoded at once on the workers' side")
-    p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
+    p.add_argument("--no-write", action="store_true", help="print the table, do not touch BENCHMARKS.md")
     args = p.parse_args()
     started = time.time()
     hours = args.hours or (0.5 if args.quick else 3.0)
@@ -181,7 +181,7 @@ def main() -> None:
         rows,
     )
     print("\n".join(lines))
-    if args.write:
+    if not args.no_write:
         c.write_section("pieces-quick" if args.quick else "pieces", lines)
 
 

@@ -33,12 +33,13 @@ difference remains: a serial MP4 ends exactly on its last sample (the edit list 
 frame's padding), a joined one plays up to 1023 samples (46 ms at 22.05 kHz) of silence more at the
 very end. A file without a long-enough pause (every pause under ~0.2 s) is encoded serially.
 
-Streaming (:class:`StreamingAssembler`, used by the pipeline for m4b/m4a with ``encode_jobs`` > 1):
-the same pieces, but cut after synthesis batches and encoded while the rest of the book is still
-being synthesised, so that assembly costs little more than the join once the last batch is done.
-Its cuts cannot be placed on the book's frame grid (the length of what comes before is not known
+Joining (:class:`StreamingAssembler`, used by the pipeline for every m4b/m4a not split in parts):
+the same kind of pieces, but cut after synthesis batches and encoded by the workers that synthesise
+them (audio/pieces.py, tasks.synthesize_batch), so that the coordinator only fetches and joins them.
+Their cuts cannot be placed on the book's frame grid (the length of what comes before is not known
 yet), so each piece is made a whole number of frames by stretching or shortening its last pause by
-at most 512 samples; the marks and cues follow the real pauses and stay exact (see the class).
+at most 512 samples; the marks and cues follow the real pauses, which the pieces report, and stay
+exact (see the class). ``assemble()`` remains the encoder for the other formats and for parts.
 
 Outputs (audio and subtitles) are written under temporary names and moved to the final names only
 when everything succeeded; on failure the temporaries are removed, so an earlier good output is
