@@ -61,10 +61,11 @@ class Worker:
         raise AssertionError(f"worker {self.name} not ready after {timeout} s:\n{self.text()[-3000:]}")
 
     def pool_pids(self) -> list[int]:
+        """The worker's pool processes (its direct children: not the ffmpeg a task runs to encode)."""
         import psutil
 
         try:
-            return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
+            return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=False)]
         except psutil.NoSuchProcess:
             return []
 
