@@ -288,3 +288,24 @@ def test_the_sim_engines_audio_compresses_like_speech() -> None:
     engine = load_engine(info, env={"EBOOK2AUDIO_SIM_MS_PER_CHAR": "0"})
     pcm = b"".join(engine.synthesize(f"Sentence number {i} of a simulated chapter, long enough.") for i in range(20))
     assert 0.42 < len(chunk_bytes(pcm, info.sample_rate)) / len(pcm) < 0.54
+
+
+def test_a_rerun_with_pieces_missing_makes_them_again_from_the_stored_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EBOOK2AUDIO_SIM_MS_PER_CHAR", "0")
+    store = CountingStorage(tmp_path / "work")
+    settings = Settings(
+        output_dir=tmp_path / "out", engine="sim", workers=2, work_dir=tmp_path / "work", keep_work=True,
+        batch_chars=150,
+    )  # fmt: skip
+    first = convert(_book_file(tmp_path), settings, storage=store)
+    pieces = sorted(store.list(f"{first.session}/pieces/"))
+    for key in pieces[::2]:  # as if their workers died between the chunks and the piece
+        store.delete(key)
+    store.reads.clear()
+    again = convert(_book_file(tmp_path), replace(settings, overwrite=True), storage=store)
+    assert again.chunks_synthesized == 0 and again.chunks_skipped == again.chunks_total
+    assert sorted(store.list(f"{first.session}/pieces/")) == pieces  # the same keys, made again
+    assert store.reads["chunks"] == 0  # by the workers: the coordinator still only joins
+    assert probe(again.outputs[0]).duration == pytest.approx(first.duration, abs=0.05)
