@@ -45,3 +45,24 @@ def test_write_failure_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(StorageError):
         LocalStorage(tmp_path / "file").put_bytes("x/y", b"1")
+
+
+def test_a_write_survives_a_concurrent_delete_pruning_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's delete may remove the folder it emptied between our mkdir and our temp file."""
+    import tempfile
+
+    s = LocalStorage(tmp_path)
+    real = tempfile.mkstemp
+    calls = []
+
+    def racing_mkstemp(*args: object, **kw: object) -> tuple[int, str]:
+        calls.append(kw["dir"])
+        if len(calls) == 1:
+            Path(str(kw["dir"])).rmdir()  # the other process's prune, just after our mkdir
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tempfile, "mkstemp", racing_mkstemp)
+    assert s.put_bytes_if_absent("sess/attempts/b-1", b"1")
+    assert s.get_bytes("sess/attempts/b-1") == b"1" and len(calls) == 2
