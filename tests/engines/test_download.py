@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,3 +198,49 @@ def test_default_voice_table() -> None:
     for language, name in DEFAULT_PIPER_VOICES.items():
         region = name.split("-")[0]
         assert region.split("_")[0] == language or (language, region) == ("nb", "no_NO")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Through the real CLI
+# ----------------------------------------------------------------------------------------------------
+
+
+def _cli(args: list[str], tmp: Path, url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBOOK2AUDIO_")}
+    env.update(XDG_CACHE_HOME=str(tmp / "cache"), EBOOK2AUDIO_VOICES_DIR=str(tmp / "voices"))
+    env["EBOOK2AUDIO_VOICES_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "ebook2audio", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_cli_voices_download_from_the_repository(repo: Repository, tmp_path: Path) -> None:
+    r = _cli(["voices", "download", "siwis"], tmp_path, repo.url)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"installed {tmp_path / 'voices' / (SIWIS + '.onnx')}"
+    listed = _cli(["voices"], tmp_path, repo.url).stdout
+    assert f"fr-FR      {SIWIS}" in listed
+    offline = _cli(["voices", "download", "jenny"], tmp_path, OFFLINE_VOICES_URL)
+    assert offline.returncode == 2
+    assert offline.stderr.startswith("error: cannot download Piper voice en_GB-jenny_dioco-medium: ")
+    assert len(offline.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_cli_french_offline_read_by_espeak_with_one_notice(tmp_path: Path) -> None:
+    book = tmp_path / "livre.md"
+    book.write_text("# Un livre\n\n## Un\n\nBonjour à tous.\n", encoding="utf-8")
+    r = _cli(["convert", str(book), "--language", "fr", "-o", "out", "-w", "1", "-q"], tmp_path, OFFLINE_VOICES_URL)
+    assert r.returncode == 0, r.stderr
+    notices = [line for line in r.stderr.splitlines() if "espeak-ng" in line and "voices download" in line]
+    assert notices == [
+        "reading with espeak-ng fr: no Piper voice for fr is installed and fr_FR-siwis-medium could not be "
+        "fetched (Connection refused); `ebook2audio voices download fr_FR-siwis-medium` fetches the better voice"
+    ]
+    assert len(list((tmp_path / "out").glob("*.m4b"))) == 1

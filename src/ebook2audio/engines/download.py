@@ -76,7 +76,10 @@ def voices_url(env: Mapping[str, str]) -> str | None:
 
 def _first_line(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
-    text = str(reason if isinstance(reason, (str, OSError)) else exc) or type(exc).__name__
+    cause = reason if isinstance(reason, (str, OSError)) else exc
+    if isinstance(cause, OSError) and cause.strerror:
+        cause = cause.strerror  # "Connection refused", not "[Errno 111] Connection refused"
+    text = str(cause) or type(exc).__name__
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
