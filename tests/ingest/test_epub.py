@@ -707,3 +707,26 @@ def test_number_only_labels(label: str) -> None:
 )
 def test_named_labels_are_not_number_only(label: str) -> None:
     assert not is_number_only(label)
+
+
+def test_inspect_json_names_numbered_parts_by_their_story(tmp_path: Path) -> None:
+    """Through the real CLI: what a listener's chapter list shows for a story in numbered parts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    book = _book(tmp_path, dict(_STORY_DOCS), _nested_nav(_STORY_TOC))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBOOK2AUDIO_")}
+    r = subprocess.run(
+        [sys.executable, "-m", "ebook2audio", "inspect", str(book), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+    titles = [c["title"] for c in json.loads(r.stdout)["chapters"]]
+    assert titles == [t for t, _ in _STORY_CHAPTERS]
+    assert titles[1:4] == ["A Story — I", "A Story — II", "A Story — III."]
