@@ -244,3 +244,22 @@ def test_cli_french_offline_read_by_espeak_with_one_notice(tmp_path: Path) -> No
         "fetched (Connection refused); `ebook2audio voices download fr_FR-siwis-medium` fetches the better voice"
     ]
     assert len(list((tmp_path / "out").glob("*.m4b"))) == 1
+
+
+def test_progress_bar_follows_the_download(repo: Repository, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ebook2audio.engines.download import console_progress, fetch_piper_voice
+
+    assert console_progress(False) is None
+    seen: list[tuple[str, int, int | None]] = []
+    bar = console_progress(True)
+    assert bar is not None
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        seen.append((name, done, total))
+        bar(name, done, total)
+
+    fetch_piper_voice(SIWIS, tmp_path / "voices", repo.url, progress=progress)
+    model = [s for s in seen if s[0] == f"{SIWIS}.onnx"]
+    assert model[-1] == (f"{SIWIS}.onnx", len(MODEL), len(MODEL))
+    assert [d for _, d, _ in model] == sorted(d for _, d, _ in model)
+    assert capsys.readouterr().out == ""  # the bar is on stderr

@@ -289,10 +289,18 @@ def console_progress(enabled: bool) -> Progress | None:
     """A progress bar on stderr (rich) when ``enabled`` (stderr is a terminal), else None."""
     if not enabled:
         return None
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     bars: dict[str, Any] = {}
-    display = Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True)
+    display = Progress(
+        "{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
     def update(name: str, done: int, total: int | None) -> None:
         if name not in bars:
