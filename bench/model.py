@@ -348,6 +348,14 @@ def main() -> None:
         f"{cap_after:,.0f}x, i.e. {cap_after / GPU_X_REAL_TIME:.0f} GPUs; Redis (one core) handles "
         f"{cap_redis:,.0f}x at 1200-character batches.",
         "",
+        "What then: a coordinator serves one job, so past that size a farm runs several jobs at once (one "
+        "coordinator per book, on any host, sharing Redis and the storage); one book cannot go faster than "
+        f"its coordinator (today about {min(cap_py, cap_enc):,.0f}x real time: a 10-hour book in "
+        f"{36000 / min(cap_py, cap_enc):.0f} s). With the issue's data path a coordinator feeds about "
+        f"{cap_after / GPU_X_REAL_TIME:.0f} GPUs; the next limits are the loop's per-batch work and the poll "
+        f"(at most {HEAD + PAGE} task keys every {k.poll:g} s: a finished batch beyond the first {HEAD} in "
+        "flight waits for the rotating page, the 'mean delay' column), then Redis.",
+        "",
     ]
     print("\n".join(lines))
     if not args.no_write:

@@ -230,28 +230,34 @@ def main() -> None:
         try:
             for n in counts:
                 cluster.start([ms] * (n - len(cluster.workers)))
-                ready = cluster.wait_ready(timeout=600)
+                ready = cluster.wait_ready(timeout=900)
                 print(f"{n} workers ready ({ready:.1f} s)", flush=True)
                 points.append(one_point(n, tmp, redis, cluster, ms, seconds, batch_chars, ready))
+                if not args.no_write:  # after every point: a run cut short keeps what it measured
+                    save(points, args, ms, seconds, batch_chars, started)
         finally:
             cluster.stop()
             redis.close()
     lines = report(points, args, ms, seconds, batch_chars, started)
     print("\n".join(lines))
-    if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        data = {
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-            "machine": c.machine_line(),
-            "command": c.command_line(),
-            "ms_per_char": ms,
-            "seconds_per_point": seconds,
-            "batch_chars": batch_chars,
-            "points": [asdict(x) for x in points],
-        }
-        name = "scaling_wide-quick.json" if args.quick else "scaling_wide.json"
-        (RESULTS / name).write_text(json.dumps(data, indent=1) + "\n")
-        c.write_section("scaling-wide-quick" if args.quick else "scaling-wide", lines)
+
+
+def save(points: list[Point], args: argparse.Namespace, ms: float, seconds: float, batch_chars: int, started: float) -> None:
+    """Write the JSON (for bench/model.py) and the BENCHMARKS.md section of the points so far."""
+    lines = report(points, args, ms, seconds, batch_chars, started)
+    RESULTS.mkdir(exist_ok=True)
+    data = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "machine": c.machine_line(),
+        "command": c.command_line(),
+        "ms_per_char": ms,
+        "seconds_per_point": seconds,
+        "batch_chars": batch_chars,
+        "points": [asdict(x) for x in points],
+    }
+    name = "scaling_wide-quick.json" if args.quick else "scaling_wide.json"
+    (RESULTS / name).write_text(json.dumps(data, indent=1) + "\n")
+    c.write_section("scaling-wide-quick" if args.quick else "scaling-wide", lines)
 
 
 def report(
