@@ -169,8 +169,11 @@ def calibrate(cost: dict, wide: dict) -> Costs:
     p1 = next(p for p in wide["points"] if p["workers"] == 1)
     chars1 = p1["chars"]
     cost_chars = _book_chars(cost)
-    # start grows with the book: the 1-worker point (small book) and the cost run (the whole book)
-    start_per_char = max(0.0, (run["phases"]["start"] - p1["start"]) / max(1, cost_chars - chars1))
+    # start grows with the book: the 1-worker point (small book) and the cost runs (the whole book;
+    # the median of its runs, as a loaded machine can stretch one of them)
+    starts = sorted(r["phases"]["start"] for r in cost["runs"].values())
+    start_big = starts[len(starts) // 2] if len(starts) % 2 else sum(starts[len(starts) // 2 - 1 : len(starts) // 2 + 1]) / 2
+    start_per_char = max(0.0, (start_big - p1["start"]) / max(1, cost_chars - chars1))
     start0 = p1["start"] - start_per_char * chars1
     tasks1 = len(p1["batch_list"])
     sleep1 = chars1 * p1["ms_per_char"] / 1000.0

@@ -95,6 +95,19 @@ def plan_batches(book: Path, batch_chars: int, parallel: int) -> tuple[int, int,
     return sum(size.values()), len(plan.chunks), batches
 
 
+def book_sizes(scale: float) -> tuple[int, ...]:
+    """Chapter sizes of the scaling book at ``scale``; a small book keeps fewer chapters (at least
+    4 sentences each) instead of 12 chapters of 2, so that it stays near the size asked."""
+    want = max(4, round(sum(bookgen.CHAPTER_SIZES) * scale))
+    sizes = bookgen.scaled_sizes(scale)
+    if sum(sizes) <= want * 1.05:
+        return sizes
+    k = max(1, min(len(bookgen.CHAPTER_SIZES), want // 8))
+    first = bookgen.CHAPTER_SIZES[:k]
+    out = [max(4, round(n * want / sum(first))) for n in first]
+    return tuple(out)
+
+
 def machine_idle() -> tuple[float, float]:
     import psutil
 
@@ -130,7 +143,9 @@ def one_point(
 
     book = tmp / f"book-{n}.txt"
     scale = n * seconds / (ms / 1000.0) / FULL_SCALE_CHARS
-    sentences = bookgen.generate(book, scale)
+    sizes = book_sizes(scale)
+    book.write_text(bookgen.book_text(sizes), encoding="utf-8")
+    sentences = sum(sizes)
     chars, chunks, batch_list = plan_batches(book, batch_chars, n)
     batches = len(batch_list)
     redis.flush()

@@ -162,3 +162,12 @@ def test_scaling_wide_plans_every_character_into_batches(tmp_path: Path) -> None
     assert sum(n for n, _ in batches) == chars > 0
     assert sum(k for _, k in batches) == chunks
     assert len(batches) >= 8 and batches[0][0] > batches[-1][0]  # longest first, the tail split small
+
+
+def test_scaling_wide_books_stay_near_the_size_asked() -> None:
+    from bench import scaling_wide
+
+    for scale in (0.0035, 0.007, 0.028, 0.11, 0.45, 1.0):
+        want = sum(bookgen.CHAPTER_SIZES) * scale
+        got = sum(scaling_wide.book_sizes(scale))
+        assert abs(got - want) <= max(4, 0.15 * want), (scale, got, want)
