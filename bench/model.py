@@ -67,6 +67,7 @@ class Costs:
     poll_cost: float  # coordinator CPU per poll (the MGET and its parsing), per key
     py_per_audio: float  # coordinator Python CPU s per audio second (one core, serial)
     enc_per_audio: float  # encoder CPU s per audio second (parallel)
+    enc_per_piece: float  # encoder CPU s per piece (starting an ffmpeg, its headers)
     enc_cores: float
     assembly0: float
     assembly_per_hour: float
@@ -82,11 +83,20 @@ class Outcome:
     redis_busy: float
     hours: float
     mean_seen_delay: float  # seconds from a task's end to the coordinator handling it
+    synthesis_x: float = 0.0  # hours of audio per hour from dispatch to the last piece encoded
 
 
-def simulate(batches: Sequence[tuple[int, int]], workers: int, k: Costs) -> Outcome:
-    """Replay one conversion of ``batches`` ([characters, chunks] in dispatch order) on ``workers`` workers."""
+def simulate(batches: Sequence[Sequence[int]], workers: int, k: Costs) -> Outcome:
+    """Replay one conversion of ``batches`` ([characters, chunks(, piece)] in dispatch order) on ``workers``
+    workers. A piece (the streaming assembler's unit: whole batches) is encoded once all its batches
+    are handled; without a piece number each batch is its own piece."""
     chars = sum(b[0] for b in batches)
+    piece = [b[2] if len(b) > 2 else -1 - i for i, b in enumerate(batches)]
+    piece_left: dict[int, int] = {}
+    piece_audio: dict[int, float] = {}
+    for i, b in enumerate(batches):
+        piece_left[piece[i]] = piece_left.get(piece[i], 0) + 1
+        piece_audio[piece[i]] = piece_audio.get(piece[i], 0.0) + b[0] * k.audio_per_char
     t0 = k.start0 + k.start_per_char * chars + k.dispatch
     # workers: each slot takes the next batch; Redis serves the takes one at a time
     slots = [t0] * (workers * k.slots)
@@ -94,7 +104,8 @@ def simulate(batches: Sequence[tuple[int, int]], workers: int, k: Costs) -> Outc
     redis_free = t0
     redis_busy = 0.0
     done_at = [0.0] * len(batches)
-    for i, (n, _chunks) in enumerate(batches):
+    for i, b in enumerate(batches):
+        n = b[0]
         free = heapq.heappop(slots)
         take = max(free, redis_free) + k.redis_per_task
         redis_free = take
@@ -107,7 +118,7 @@ def simulate(batches: Sequence[tuple[int, int]], workers: int, k: Costs) -> Outc
     cursor = 0
     now = t0
     busy = 0.0
-    enc = [0.0] * max(1, math.ceil(k.enc_cores))  # free times of the encoders
+    enc = [0.0] * max(1, math.ceil(k.enc_cores))  # free times of the encoders (a heap)
     enc_scale = math.ceil(k.enc_cores) / k.enc_cores if k.enc_cores > 0 else 1.0
     enc_work = 0.0
     delay = 0.0
@@ -124,10 +135,14 @@ def simulate(batches: Sequence[tuple[int, int]], workers: int, k: Costs) -> Outc
             audio = batches[i][0] * k.audio_per_char
             work += k.py_per_audio * audio
             delay += now - done_at[i]
-            e = heapq.heappop(enc) if len(enc) > 1 else enc.pop()
-            cost = k.enc_per_audio * audio * enc_scale
-            enc_work += k.enc_per_audio * audio
-            heapq.heappush(enc, max(e, now) + cost)
+            piece_left[piece[i]] -= 1
+            if piece_left[piece[i]]:
+                continue  # its piece waits for its other batches
+            audio = piece_audio[piece[i]]
+            e = heapq.heappop(enc)
+            cost = (k.enc_per_piece + k.enc_per_audio * audio) * enc_scale
+            enc_work += k.enc_per_piece + k.enc_per_audio * audio
+            heapq.heappush(enc, max(e, now + work) + cost)
         if seen:  # rebuild only the two slices that were polled (the rest is untouched)
             gone = set(seen)
             lo = HEAD + (cursor - PAGE if rest else 0)
@@ -155,6 +170,7 @@ def simulate(batches: Sequence[tuple[int, int]], workers: int, k: Costs) -> Outc
         redis_busy=redis_busy / span,
         hours=hours,
         mean_seen_delay=delay / max(1, len(batches)),
+        synthesis_x=hours * 3600.0 / max(1e-9, max(synth_end, max(enc)) - t0),
     )
 
 
@@ -183,7 +199,18 @@ def calibrate(cost: dict, wide: dict) -> Costs:
     audio_per_char = p1["audio_hours"] * 3600.0 / chars1
     py = own / audio_s
     enc = (run["coord_cpu"] - own) / audio_s
-    redis = run["extra"].get("redis_cpu", 0.0) / max(1, run["tasks"])
+    # per piece: the 1-worker point's ffmpeg CPU beyond its audio's share (its pieces are short)
+    ff1 = p1["coord_cpu"] - p1.get("own_cpu", 0.0)
+    per_piece = max(0.0, (ff1 - enc * p1["audio_hours"] * 3600.0) / max(1, len(p1["batch_list"])))
+    # Redis's CPU per task: the slope between the smallest and the largest point (Redis also spends
+    # a little CPU per second when idle, which the slope removes); else the cost run's average
+    big = max(wide["points"], key=lambda x: len(x["batch_list"]))
+    if big is not p1 and big.get("redis_cpu") and p1.get("redis_cpu") is not None:
+        rate1, rate2 = p1["redis_cpu"] / p1["wall"], big["redis_cpu"] / big["wall"]
+        tps1, tps2 = len(p1["batch_list"]) / p1["wall"], len(big["batch_list"]) / big["wall"]
+        redis = max(0.0, (rate2 - rate1) / max(1e-9, tps2 - tps1))
+    else:
+        redis = run["extra"].get("redis_cpu", 0.0) / max(1, run["tasks"])
     # the fixed part of the assembly: the 1-worker point, whose encoders keep up (its audio is slow)
     asm_per_hour = 0.55  # ffmpeg's stream-copy mux: 1.2-1.4 s for 2.3 h (BENCHMARKS.md, 2026-11-28)
     assembly0 = max(0.0, p1["assembly"] - asm_per_hour * p1["audio_hours"])
@@ -200,6 +227,7 @@ def calibrate(cost: dict, wide: dict) -> Costs:
         poll_cost=2e-5,
         py_per_audio=py,
         enc_per_audio=enc,
+        enc_per_piece=per_piece,
         enc_cores=1.0,
         assembly0=assembly0,
         assembly_per_hour=asm_per_hour,
@@ -209,6 +237,44 @@ def calibrate(cost: dict, wide: dict) -> Costs:
 def _book_chars(cost: dict) -> int:
     """Characters the sim engine slept on in the cost run's book."""
     return int(cost["runs"]["cpu"]["extra"]["chars"])
+
+
+def plan_point(point: dict, batch_chars: int) -> list[tuple[int, int, int]]:
+    """The measured point's batches, planned again from its book (deterministic): [characters, chunks,
+    streaming piece] in dispatch order."""
+    import tempfile
+
+    import bookgen
+    from scaling_wide import book_sizes
+
+    from ebook2audio.audio.assemble import stream_pieces
+    from ebook2audio.config import Settings
+    from ebook2audio.ingest import read_book
+    from ebook2audio.pipeline import plan_options, resolve
+    from ebook2audio.plan import dispatch_order, make_plan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "book.txt"
+        path.write_text(bookgen.book_text(book_sizes(point["scale"])), encoding="utf-8")
+        book = read_book(path)
+    settings = Settings(engine="sim", granularity="sentence", batch_chars=batch_chars)
+    spec, info = resolve(book, settings)
+    plan = make_plan(book, info, spec, "model", plan_options(settings, point["workers"]))
+    piece_of = {ch.id: n for n, piece in enumerate(stream_pieces(plan)) for ch in piece}
+    size = {ch.id: len(ch.text) for ch in plan.chunks}
+    return [
+        (sum(size[i] for i in b.chunk_ids), len(b.chunk_ids), piece_of.get(b.chunk_ids[-1], -1))
+        for b in dispatch_order(plan.batches)
+    ]
+
+
+def point_batches(point: dict, batch_chars: int) -> list[Sequence[int]]:
+    """The point's batches with their pieces when its book can be planned again, else as recorded."""
+    if point.get("scale"):
+        planned = plan_point(point, batch_chars)
+        if [b[0] for b in planned] == [b[0] for b in point["batch_list"]]:
+            return list(planned)
+    return [tuple(b) for b in point["batch_list"]]
 
 
 def free_cores(point: dict) -> float:
@@ -258,7 +324,7 @@ def main() -> None:
     worst = 0.0
     for pt in wide["points"]:
         kk = replace(k, enc_cores=free_cores(pt))
-        out = simulate([tuple(b) for b in pt["batch_list"]], pt["workers"], kk)
+        out = simulate(point_batches(pt, wide["batch_chars"]), pt["workers"], kk)
         err = out.wall / pt["wall"] - 1
         if pt["workers"] > 1:
             worst = max(worst, abs(err))
@@ -278,7 +344,8 @@ def main() -> None:
     after = replace(
         k,
         py_per_audio=1.0 / 3600.0,  # issue 10's target: 2 CPU s per hour of audio, half of it Python
-        enc_per_audio=1.0 / 3600.0,
+        enc_per_audio=1.0 / 3600.0,  # and half joining frames (no encoding, no ffmpeg per piece)
+        enc_per_piece=0.0,
     )
     farm = []
     for label, kk in (("before (today's costs)", k), ("after (issue 10 targets)", after)):
@@ -298,6 +365,7 @@ def main() -> None:
                     f"{ideal:,.0f}x",
                     f"{x:,.0f}x",
                     f"{x / ideal:.0%}",
+                    f"{out.synthesis_x:,.0f}x ({out.synthesis_x / ideal:.0%})",
                     f"{out.coordinator_busy:.0%}",
                     f"{out.encoder_busy:.0%}",
                     f"{out.redis_busy:.0%}",
@@ -318,7 +386,7 @@ def main() -> None:
             f"costs: start {k.start0:.2f} s + {k.start_per_char * 1e6:.1f} s per million characters; ping + dispatch "
             f"{k.dispatch:.2f} s; task gap {k.task_gap * 1000:.0f} ms; in-task overhead {k.task_overhead * 1000:.0f} ms; "
             f"Redis {k.redis_per_task * 1000:.2f} ms CPU per task; poll every {k.poll:g} s; coordinator Python "
-            f"{k.py_per_audio * 3600:.1f} CPU s and encoding {k.enc_per_audio * 3600:.1f} CPU s per hour of audio; "
+            f"{k.py_per_audio * 3600:.1f} CPU s and encoding {k.enc_per_audio * 3600:.1f} CPU s per hour of audio + {k.enc_per_piece * 1000:.0f} ms per piece; "
             f"assembly {k.assembly0:.2f} s + {k.assembly_per_hour:g} s per hour; {k.audio_per_char * 1000:.1f} ms of "
             "audio per character",
             "measured points: the encoders get the cores the rest of the machine left free during that run "
@@ -339,7 +407,8 @@ def main() -> None:
         "",
     ]
     lines += c.table(
-        ["costs", "GPUs", "job h", "ideal x real time", "model x real time", "of ideal", "coordinator loop busy",
+        ["costs", "GPUs", "job h", "ideal x real time", "model x real time, end to end", "of ideal",
+         "between dispatch and the last piece encoded (of ideal)", "coordinator loop busy",
          "encoders busy", "Redis busy", "mean delay task end -> handled s"],
         farm,
     )
