@@ -20,7 +20,7 @@ this machine, the generated scaling book (bench/bookgen.py). Four runs, each fro
 Hours of audio = the m4b's duration (PyAV). The results also go to bench/results/coordinator_cost.json
 (read by bench/model.py).
 
-    .venv/bin/python bench/coordinator_cost.py --quick   # a fifth of the book (~3 min)
+    .venv/bin/python bench/coordinator_cost.py --quick   # a tenth of the book (~3 min)
     .venv/bin/python bench/coordinator_cost.py           # the whole book, 2.3 h of audio (~12 min)
 """
 
@@ -337,8 +337,8 @@ def requests(log: Path) -> list[tuple[str, str]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a fifth of the book (~3 min)")
-    p.add_argument("--scale", type=float, help="book size factor (default: 0.2 quick, 1 full)")
+    p.add_argument("--quick", action="store_true", help="a tenth of the book (~3 min)")
+    p.add_argument("--scale", type=float, help="book size factor (default: 0.1 quick, 1 full)")
     p.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
     p.add_argument("--ms-per-char", type=float, default=2.0, help="sim engine cost of the cpu/io/s3 runs")
     p.add_argument("--batch-chars", type=int, default=1200)
@@ -346,7 +346,7 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true", help="print the tables, do not touch BENCHMARKS.md")
     args = p.parse_args()
     started = time.time()
-    scale = args.scale or (0.2 if args.quick else 1.0)
+    scale = args.scale or (0.1 if args.quick else 1.0)
     which = args.runs.split(",")
     runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmpdir:

@@ -17,10 +17,13 @@ replays a run event by event (plain Python, heapq):
 - **assembly**: when the last batch is handled and the encoders are drained, ``assembly0 +
   assembly_per_hour x hours`` (the mux, subtitles, clean-up).
 
-Calibration (no fitting on the points it is checked against): the coordinator's CPU split (Python /
-ffmpeg), Redis's CPU per task and the start's growth with the book come from coordinator_cost's cpu
-run; the 1-worker point of scaling_wide gives the fixed start, dispatch, the task gap and overhead and
-the fixed assembly. The 2..64-worker points are then predicted and compared with the measurements.
+Calibration: the coordinator's CPU split (Python / ffmpeg per audio second) and the start's growth
+with the book come from coordinator_cost's runs; the 1-worker point of scaling_wide gives the fixed
+start, dispatch, the task gap and overhead, the ffmpeg cost per piece and the fixed assembly. Only
+Redis's CPU per task is taken from the slope between the 1-worker and the largest point (Redis also
+burns a little CPU when idle; this term hardly moves the walls). The encoders of a measured point get
+the cores the rest of the machine left free during it. The 2..64-worker points are then predicted and
+compared with the measurements.
 
 Then the GPU farm: 128 / 256 / 512 workers of one GPU each (16 processes per GPU making 219x real time
 together, BENCHMARKS.md's GPU section), a long job, with the coordinator costs measured today
