@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bench import _common, bookgen
 from ebook2audio.config import Settings
 from ebook2audio.ingest import read_book
@@ -174,3 +176,50 @@ def test_scaling_wide_books_stay_near_the_size_asked() -> None:
         want = sum(bookgen.CHAPTER_SIZES) * scale
         got = sum(scaling_wide.book_sizes(scale))
         assert abs(got - want) <= max(4, 0.15 * want), (scale, got, want)
+
+
+def _bench(script: str, *args: str, timeout: float = 600) -> str:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=root,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_model_cli_prints_the_measured_points_and_the_farm() -> None:
+    import pytest
+
+    from bench import model
+
+    if not (model.RESULTS / "coordinator_cost.json").exists():
+        pytest.skip("no committed measurements")
+    out = _bench("model.py", "--no-write", "--farm-seconds", "20")
+    assert "| 64 | " in out and "calibration" in out
+    assert out.count("| before (today's costs) |") == 6 and out.count("| after (issue 10 targets) |") == 6
+    assert "Where one coordinator saturates" in out
+
+
+@pytest.mark.slow
+def test_coordinator_cost_and_scaling_wide_run_end_to_end() -> None:
+    """The two scripts on tiny books with real Redis, workers, strace and ffmpeg (no BENCHMARKS.md)."""
+    import shutil
+
+    if shutil.which("redis-server") is None or shutil.which("strace") is None:
+        pytest.skip("redis-server or strace missing")
+    out = _bench("coordinator_cost.py", "--scale", "0.01", "--workers", "2", "--runs", "cpu,io", "--no-write")
+    assert "| cpu | " in out and "| io (under strace) | " in out
+    assert "MB read by the coordinator from storage per hour" in out
+    out = _bench("scaling_wide.py", "--workers", "1,2", "--seconds", "2", "--ms-per-char", "20", "--no-write")
+    assert "| 1 | " in out and "| 2 | " in out
