@@ -20,6 +20,7 @@ from .executors.base import Executor
 from .ingest import read_book
 from .job import FileLocks, Job, JobLocks, check_session_id
 from .jobstore import chunk_key, save_cover, stored_chunk_sizes
+from .logging_setup import log_context
 from .model import BatchResult, Book, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
 from .poison import Substitution, load_substitutions, write_report
@@ -224,7 +225,7 @@ def convert(
     out_path = out_dir / f"{output_basename(book, settings)}.{settings.format}"
     job = Job.for_plan(store, plan, str(out_path.resolve()), locks)
     plan = job.plan
-    with locks.hold_job(session, job.id, str(out_path)):
+    with locks.hold_job(session, job.id, str(out_path)), log_context(session=session, job=job.id):
         outcome = _run_job(job, book, settings, rep, out_path, executor_factory, info)
         locks.check()
         if not settings.keep_work:
