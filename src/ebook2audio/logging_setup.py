@@ -432,6 +432,8 @@ def configure_logging(opts: LogOptions, secrets: Iterable[str] = ()) -> None:
         old.close()
     root.handlers[:] = handlers
     root.setLevel(logging.WARNING)
+    # Python warnings (a library's, Celery's) as log records: JSON lines and syslog get them too.
+    logging.captureWarnings(opts.structured)
     # ebook2audio's own records: all INFO when something else than the console reads them.
     logging.getLogger("ebook2audio").setLevel(level if opts.structured or not opts.quiet else logging.WARNING)
     logging.getLogger("pypdf").setLevel(logging.DEBUG if opts.debug else logging.ERROR)
