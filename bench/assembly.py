@@ -7,25 +7,35 @@ The audio is real Piper speech: a few dozen sentences of Moby-Dick are synthesis
 
 - serial: one ffmpeg encodes the whole stream (``encode_jobs=1``, the default);
 - parallel: the file is cut in pieces at frame-aligned silences, ``encode_jobs`` ffmpeg processes
-  encode them at once, and one more joins the frames into the m4b.
+  encode them at once, and one more joins the frames into the m4b (the join is timed on its own).
+
+Each mode runs with the bundled ffmpeg (imageio-ffmpeg's, the default); when an ffmpeg is on PATH
+(Debian's, say), serial and the first parallel mode run with it too (``EBOOK2AUDIO_FFMPEG``), and,
+for a build older than 7, a parallel run with ffmpeg's default input queue of 8 packets: the command
+line before the fix, whose join idled about a second per piece.
 
 Chapter times are checked two ways against the sample-exact layout: the marks read back with
 ``audio.assemble.probe``, and the real position of each chapter's first sound in the decoded audio
-(the first sample above -34 dBFS after the chapter pause), parallel against serial. The drift is the
-largest difference, and the difference at the last chapter (what would accumulate).
+(the first sample above -34 dBFS after the chapter pause), against the serial encode with the
+bundled build. The drift is the largest difference, and the difference at the last chapter.
 
-    .venv/bin/python bench/assembly.py --quick     # 0.5 h of audio, serial vs 2 jobs (~1.5 min)
-    .venv/bin/python bench/assembly.py             # 3 h of audio, serial vs 2 and 4 jobs, 2 rounds (~12 min)
+    .venv/bin/python bench/assembly.py --quick     # 0.5 h of audio, serial vs 2 jobs (~3 min with a system ffmpeg)
+    .venv/bin/python bench/assembly.py             # 3 h of audio, serial vs 2 and 4 jobs, 2 rounds (~25 min)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,14 +147,75 @@ def chapter_onsets(path: Path, starts: list[int], rate: int, threshold: float = 
     return found
 
 
-def run_mode(book: Synthetic, jobs: int, out: Path) -> dict[str, float]:
+@dataclass(frozen=True)
+class Mode:
+    jobs: int
+    build: str  # "bundled" or "system"
+    queue: int | None = None  # forced -thread_queue_size of the AAC join (8 = ffmpeg's default)
+
+    @property
+    def key(self) -> str:
+        return f"{self.build}-j{self.jobs}" + (f"-q{self.queue}" if self.queue else "")
+
+    def label(self) -> str:
+        what = "serial (1 ffmpeg)" if self.jobs == 1 else f"parallel, {self.jobs} jobs"
+        if self.queue:
+            what += f", join queue {self.queue} (before the fix)"
+        return what
+
+
+def ffmpeg_builds() -> dict[str, tuple[str, str]]:
+    """{"bundled": (path, version), "system": (path, version) when an ffmpeg is on PATH}."""
+    import imageio_ffmpeg
+
+    from ebook2audio.audio.ffmpeg import ffmpeg_build
+
+    found = {"bundled": str(imageio_ffmpeg.get_ffmpeg_exe())}
+    system = shutil.which("ffmpeg")
+    if system and os.path.realpath(system) != os.path.realpath(found["bundled"]):
+        found["system"] = system
+    return {k: (path, ffmpeg_build(path).version) for k, path in found.items()}
+
+
+@contextlib.contextmanager
+def using(ffmpeg: str, queue: int | None, joins: list[tuple[float, int]]) -> Iterator[None]:
+    """Run with $EBOOK2AUDIO_FFMPEG = ``ffmpeg`` (and the join's queue forced to ``queue``), timing
+    each join: (seconds, pieces) appended to ``joins``."""
+    asm = importlib.import_module("ebook2audio.audio.assemble")
+    ff = importlib.import_module("ebook2audio.audio.ffmpeg")
+    join, depth, env = asm._join_pieces, ff.ADTS_QUEUE_PACKETS, os.environ.get("EBOOK2AUDIO_FFMPEG")
+
+    def timed_join(spec: object, out: Path, label: str, pieces: Iterable[tuple[Path, int]]) -> None:
+        ready = list(pieces)  # assemble() hands over pieces already encoded: only the join is timed
+        t0 = time.perf_counter()
+        join(spec, out, label, ready)
+        joins.append((time.perf_counter() - t0, len(ready)))
+
+    os.environ["EBOOK2AUDIO_FFMPEG"] = ffmpeg
+    asm._join_pieces = timed_join
+    if queue:
+        ff.ADTS_QUEUE_PACKETS = queue
+    try:
+        yield
+    finally:
+        asm._join_pieces, ff.ADTS_QUEUE_PACKETS = join, depth
+        if env is None:
+            os.environ.pop("EBOOK2AUDIO_FFMPEG", None)
+        else:
+            os.environ["EBOOK2AUDIO_FFMPEG"] = env
+
+
+def run_mode(book: Synthetic, mode: Mode, ffmpeg: str, out: Path) -> dict[str, float]:
     from ebook2audio.audio.assemble import AssemblyOptions, assemble
 
+    joins: list[tuple[float, int]] = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     me = resource.getrusage(resource.RUSAGE_SELF)
     busy0 = c.busy_seconds()
     t0 = time.perf_counter()
-    result = assemble(book.plan, book.read, out, AssemblyOptions(encode_jobs=jobs), chunk_sizes=book.size)
+    with using(ffmpeg, mode.queue, joins):
+        options = AssemblyOptions(encode_jobs=mode.jobs)
+        result = assemble(book.plan, book.read, out, options, chunk_sizes=book.size)
     wall = time.perf_counter() - t0
     busy = c.busy_seconds() - busy0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -158,6 +229,8 @@ def run_mode(book: Synthetic, jobs: int, out: Path) -> dict[str, float]:
         "duration": result.duration,
         "size": out.stat().st_size,
         "others": max(0.0, busy - cpu) / wall,
+        "join": sum(t for t, _ in joins),
+        "pieces": sum(n for _, n in joins),
     }
 
 
@@ -171,6 +244,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, help="rounds, best kept (default 1 quick, 2 full)")
     p.add_argument(
         "--wait-quiet", type=float, help="wait up to S s for other jobs to go quiet before each run"
+    )
+    p.add_argument(
+        "--no-before", action="store_true", help="skip the run with the old join queue (ffmpeg < 7 on PATH)"
     )
     p.add_argument("--no-write", action="store_true", help="print the table, do not touch BENCHMARKS.md")
     args = p.parse_args()
@@ -191,63 +267,80 @@ def main() -> None:
     total_s = (layout[-1].end - layout[0].start) / rate
     print(f"{len(layout)} chapters, {len(book.plan.chunks)} chunks, {total_s / 3600:.2f} h of audio")
 
-    modes = [1, *jobs_list]
-    times: dict[int, list[dict[str, float]]] = {j: [] for j in modes}
-    checks: dict[int, dict[str, float]] = {}
+    builds = ffmpeg_builds()
+    for name, (path, version) in builds.items():
+        print(f"ffmpeg {name}: {version} ({path})")
+    modes = [Mode(j, "bundled") for j in [1, *jobs_list]]
+    if "system" in builds:
+        modes += [Mode(1, "system"), Mode(jobs_list[0], "system")]
+        from ebook2audio.audio.ffmpeg import ffmpeg_build
+
+        if ffmpeg_build(builds["system"][0]).libs.get("libavformat", (0, 0)) < (61, 0) and not args.no_before:
+            modes.append(Mode(jobs_list[0], "system", queue=8))  # ffmpeg < 7: the sleeping input queue
+    base = modes[0]
+    times: dict[Mode, list[dict[str, float]]] = {m: [] for m in modes}
+    checks: dict[Mode, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-assembly-", dir=c.ROOT) as tmpdir:
         tmp = Path(tmpdir)
-        onsets: dict[int, list[int | None]] = {}
+        onsets: dict[Mode, list[int | None]] = {}
         for r in range(rounds):
-            for j in modes:
-                out = tmp / f"j{j}.m4b"
+            for m in modes:
+                if r and m.queue:
+                    continue  # the slow control row: one round is enough
+                out = tmp / f"{m.key}.m4b"
                 c.wait_quiet(quiet)
-                res = run_mode(book, j, out)
-                times[j].append(res)
+                res = run_mode(book, m, builds[m.build][0], out)
+                times[m].append(res)
+                join = f", join {res['join']:.2f} s for {res['pieces']:.0f} pieces" if res["pieces"] else ""
                 print(
-                    f"round {r + 1}: jobs {j}: {res['wall']:.1f} s wall, {res['cpu']:.1f} s CPU, "
-                    f"other jobs {res['others']:.2f} cores",
+                    f"round {r + 1}: {m.build} {m.label()}: {res['wall']:.1f} s wall, {res['cpu']:.1f} s CPU"
+                    f"{join}, other jobs {res['others']:.2f} cores",
                     flush=True,
                 )
                 if r == 0:
                     pr = probe(out)
-                    marks = [round(m.start * rate) for m in pr.chapters]
-                    onsets[j] = chapter_onsets(out, exact, rate)
-                    checks[j] = {
+                    marks = [round(mk.start * rate) for mk in pr.chapters]
+                    onsets[m] = chapter_onsets(out, exact, rate)
+                    checks[m] = {
                         "marks_max_ms": max(abs(a - b) for a, b in zip(marks, exact, strict=True))
                         / rate
                         * 1000,
                         "duration_diff_ms": (pr.duration - total_s) * 1000,
                     }
                 out.unlink()
-        base = onsets[1]
-        for j in modes:
+        ref = onsets[base]
+        for m in modes:
             diffs = [
                 (o - b) if (o is not None and b is not None) else None
-                for o, b in zip(onsets[j], base, strict=True)
+                for o, b in zip(onsets[m], ref, strict=True)
             ]
             known = [d for d in diffs if d is not None]
-            checks[j]["onset_max_ms"] = max(abs(d) for d in known) / rate * 1000 if known else float("nan")
-            checks[j]["onset_last_ms"] = (diffs[-1] / rate * 1000) if diffs[-1] is not None else float("nan")
-            checks[j]["onsets_found"] = len(known)
-            serial_vs_exact = [o - e for o, e in zip(base, exact, strict=True) if o is not None]
-            checks[j]["serial_lead_ms"] = (
-                (min(serial_vs_exact) / rate * 1000, max(serial_vs_exact) / rate * 1000)
-                if serial_vs_exact
-                else (0, 0)
-            )
+            checks[m]["onset_max_ms"] = max(abs(d) for d in known) / rate * 1000 if known else float("nan")
+            checks[m]["onset_last_ms"] = (diffs[-1] / rate * 1000) if diffs[-1] is not None else float("nan")
+            checks[m]["onsets_found"] = len(known)
+        serial_vs_exact = [o - e for o, e in zip(ref, exact, strict=True) if o is not None]
+        lead = (
+            (min(serial_vs_exact) / rate * 1000, max(serial_vs_exact) / rate * 1000) if serial_vs_exact else (0, 0)
+        )
 
-    best = {j: min(v, key=lambda x: x["wall"]) for j, v in times.items()}
+    best = {m: min(v, key=lambda x: x["wall"]) for m, v in times.items()}
     rows = []
-    for j in modes:
-        b = best[j]
-        ck = checks[j]
+    for m in modes:
+        b = best[m]
+        ck = checks[m]
+        serial = best[Mode(1, m.build)]
+        join = (
+            f"{b['join']:.2f} ({b['pieces']:.0f}; {b['join'] / b['pieces'] * 1000:.0f} ms/piece)" if b["pieces"] else "-"
+        )
         rows.append(
             [
-                "serial (1 ffmpeg)" if j == 1 else f"parallel, {j} jobs",
+                f"{m.build} {builds[m.build][1]}",
+                m.label(),
                 b["wall"],
                 b["cpu"],
+                join,
                 f"{b['others']:.2f}",
-                f"{best[1]['wall'] / b['wall']:.2f}x",
+                f"{serial['wall'] / b['wall']:.2f}x",
                 f"{total_s / b['wall']:.0f}x",
                 f"{ck['marks_max_ms']:.3f}",
                 f"{ck['onset_max_ms']:.3f} ({ck['onsets_found']}/{len(exact)})",
@@ -255,7 +348,6 @@ def main() -> None:
                 f"{ck['duration_diff_ms']:+.1f}",
             ]
         )
-    lead = checks[1]["serial_lead_ms"]
     lines = c.header(
         f"Assembly to m4b {'(quick)' if args.quick else '(full)'}",
         started,
@@ -263,20 +355,27 @@ def main() -> None:
             f"audio: {total_s / 3600:.2f} h of real Piper speech ({len(wavs)} distinct sentences tiled), "
             f"{rate} Hz mono, {len(layout)} chapters of 1:12 spread lengths, {len(book.plan.chunks)} chunks; "
             "AAC 64 kb/s, tags, chapters, subtitles",
+            "ffmpeg builds: "
+            + "; ".join(f"{k}: {v} (`{p}`)" for k, (p, v) in builds.items())
+            + "; `EBOOK2AUDIO_FFMPEG` names the one of each row",
             f"best of {rounds} round(s); all rounds (wall s): "
-            + "; ".join(f"jobs {j}: " + ", ".join(f"{x['wall']:.1f}" for x in v) for j, v in times.items()),
+            + "; ".join(f"{m.key}: " + ", ".join(f"{x['wall']:.1f}" for x in v) for m, v in times.items()),
+            "join: the final ffmpeg that copies the pieces' AAC frames into the m4b, s (pieces; per piece); "
+            "speed-up: over the serial encode with the same build",
             "marks: chapter marks read back with `probe`, largest distance to the sample-exact start; "
-            "onset: first sound of each chapter in the decoded audio, largest distance to the serial "
-            "encode's (found/chapters), and at the last chapter; duration: probe's duration minus the exact one",
-            f"reference: in the serial encode a chapter's first sound lies {lead[0]:.1f} to {lead[1]:.1f} ms "
+            "onset: first sound of each chapter in the decoded audio, largest distance to the bundled "
+            "serial encode's (found/chapters), and at the last chapter; duration: probe's duration minus the exact one",
+            f"reference: in the bundled serial encode a chapter's first sound lies {lead[0]:.1f} to {lead[1]:.1f} ms "
             "after its mark (the voice's own lead-in; the same in every mode)",
         ],
     )
     lines += c.table(
         [
+            "ffmpeg",
             "mode",
             "wall s",
             "CPU s",
+            "join s",
             "other jobs' cores",
             "speed-up",
             "x real time",

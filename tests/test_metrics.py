@@ -88,7 +88,7 @@ def test_every_documented_metric_is_exposed_with_its_labels() -> None:
     assert value(text, "ebook2audio_task_seconds_count", chapter="2", **s) == 2
     assert value(text, "ebook2audio_task_seconds_sum", chapter="2", **s) == 2.0
     assert value(text, "ebook2audio_last_progress_timestamp_seconds", **s) == pytest.approx(time.time(), abs=5)
-    m.finished()
+    m.finished(complete=True)
     text = exposition(m)
     assert value(text, "ebook2audio_eta_seconds", **s) == 0
     assert value(text, "ebook2audio_batches", state="running", **s) == 0
@@ -196,10 +196,12 @@ def test_reporter_feeds_metrics_and_logs_events(caplog: pytest.LogCaptureFixture
         )
         etas.append(metrics.calls[-1][1]["eta_seconds"])
     rep.synthesis_finished()
+    rep.synthesis_finished()  # again, as the CLI does on its way out: said once
     assert metrics.calls[0] == ("started", (plan.session, len(plan.chunks), 0))
     assert etas == sorted(etas, reverse=True) and etas[-1] == 0.0
     assert metrics.calls[-2][1]["sentences_done"] == len(plan.chunks)
-    assert metrics.calls[-1][0] == "finished"
+    assert metrics.calls[-1] == ("finished", {"complete": True})
+    assert [r.event for r in caplog.records].count("synthesis.finished") == 1  # type: ignore[attr-defined]
     done = [r for r in caplog.records if getattr(r, "event", "") == "batch.done"]
     assert [r.batch for r in done] == [b.id for b in plan.batches]  # type: ignore[attr-defined]
     assert {r.chapter for r in done} == {b.chapter + 1 for b in plan.batches}  # type: ignore[attr-defined]

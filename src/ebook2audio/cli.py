@@ -47,6 +47,10 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         help="where chunk audio is kept until done (default: ~/.cache/ebook2audio/jobs)",
     )
     p.add_argument("--keep-work", action="store_const", const=True, help="keep chunk audio after success")
+    p.add_argument(
+        "--overwrite", action="store_const", const=True,
+        help="convert again even if the output exists (by default a finished book is skipped)",
+    )  # fmt: skip
     p.add_argument("--bitrate", help="audio bitrate for lossy formats (default 64k)")
     p.add_argument("--sentence-pause", dest="sentence_pause_ms", type=int, metavar="MS", help="default 300")
     p.add_argument("--paragraph-pause", dest="paragraph_pause_ms", type=int, metavar="MS", help="default 700")
@@ -173,6 +177,21 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from .interrupts import trap
+
+    # SIGINT/SIGTERM become Interrupted: the pool, the encoders and the temporaries are cleaned up on
+    # the way out; an error a signal caused (a killed encoder) is reported as the interrupt it is.
+    with trap() as signals:
+        try:
+            return _convert(args)
+        except Ebook2AudioError as exc:
+            interrupted = signals.interrupted()
+            if interrupted is None:
+                raise
+            raise interrupted from exc
+
+
+def _convert(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .pipeline import convert
     from .progress import make_reporter
@@ -190,7 +209,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     _check_output_dir(Path(settings.output_dir))
     with serve_metrics(port, address, linger) as metrics:
         reporter = make_reporter(quiet=args.quiet, metrics=metrics)
-        result = convert(args.book, settings, reporter)
+        try:
+            result = convert(args.book, settings, reporter)
+        finally:
+            reporter.synthesis_finished()  # stops the progress bar, whatever happened
         _summary(reporter, result)
     return 0
 
@@ -320,9 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         _error(f"error: {exc}")
         return _exit_code(exc)
-    except KeyboardInterrupt:
-        _error("error: interrupted; the work done so far is kept: rerun the same command to resume")
-        return 130
+    except KeyboardInterrupt as exc:  # Interrupted (SIGINT/SIGTERM) from convert, or Ctrl-C elsewhere
+        from .interrupts import Interrupted
+
+        interrupted = exc if isinstance(exc, Interrupted) else Interrupted()
+        _error(interrupted.message())
+        return interrupted.exit_code
     except BrokenPipeError:
         return 1
     except Exception as exc:  # an unexpected bug: still one line unless --debug

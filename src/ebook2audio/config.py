@@ -45,6 +45,7 @@ class Settings:
     session: str = ""  # "" = derived from the book's content
     work_dir: Path = Path()  # Path() = $XDG_CACHE_HOME/ebook2audio/jobs
     keep_work: bool = False
+    overwrite: bool = False  # redo an output that exists (else: skipped when finished, an error when different)
     bitrate: str = "64k"
     sentence_pause_ms: int = 300
     paragraph_pause_ms: int = 700

@@ -56,7 +56,7 @@ class Metrics(Protocol):
         eta_seconds: float | None,
     ) -> None: ...
 
-    def finished(self) -> None: ...
+    def finished(self, *, complete: bool) -> None: ...
 
     def dispatched(self, *, again: bool) -> None: ...
 
@@ -78,7 +78,7 @@ class NoMetrics:
     def batch_done(self, **kwargs: Any) -> None:
         pass
 
-    def finished(self) -> None:
+    def finished(self, *, complete: bool) -> None:
         pass
 
     def dispatched(self, *, again: bool) -> None:
@@ -166,8 +166,9 @@ class PrometheusMetrics:
         self.eta.labels(s).set(float("nan") if eta_seconds is None else eta_seconds)
         self.last_progress.labels(s).set(time.time())
 
-    def finished(self) -> None:
-        self.eta.labels(self.session).set(0.0)
+    def finished(self, *, complete: bool) -> None:
+        """Synthesis ended: nothing in flight; ETA 0 when every sentence is done (else unknown)."""
+        self.eta.labels(self.session).set(0.0 if complete else float("nan"))
         self.in_flight(queued=0, running=0)
 
     def dispatched(self, *, again: bool) -> None:

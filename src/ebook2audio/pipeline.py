@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from . import output
 from .audio.assemble import AssemblyOptions, AssemblyResult, StreamingAssembler, assemble
+from .audio.ffmpeg import check_ffmpeg
 from .config import Settings, parse_chapter_selection
 from .engines.base import EngineInfo
 from .engines.registry import resolve_voice
 from .errors import SynthesisError, UserError
 from .executors.base import Executor
 from .ingest import read_book
+from .interrupts import note_progress
 from .job import FileLocks, Job, JobLocks, check_session_id
-from .jobstore import chunk_key, save_cover, stored_chunk_sizes
+from .jobstore import chunk_key, done_chunks, save_cover, stored_chunk_sizes
 from .logging_setup import log_context
 from .model import BatchResult, Book, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
 from .poison import Substitution, load_substitutions, write_report
+from .scratch import Scratch, sweep_output_dir
 from .storage.base import Storage
 from .storage.local import LocalStorage
 
@@ -76,6 +79,7 @@ class ConvertResult:
     voice: EngineInfo
     substitutions: tuple[Substitution, ...] = ()  # sentences the voice could not speak (poison.py)
     report: Path | None = None  # the report.json listing them, beside the output
+    already_converted: bool = False  # the outputs existed, made from this book with these settings
 
     @property
     def realtime_factor(self) -> float:
@@ -88,6 +92,8 @@ class ConvertResult:
             t = round(s)
             return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}"
 
+        if self.already_converted:
+            return [f"already converted: {path}" for path in self.outputs]
         lines = [f"wrote {path}" for path in (*self.outputs, *self.subtitles)]
         lines.append(
             f"done: {hms(self.duration)} of audio, {self.chapters} chapters, {self.chunks_total} sentences "
@@ -112,19 +118,34 @@ def book_session_id(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-_UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
-
-
 def output_basename(book: Book, settings: Settings) -> str:
+    """The audiobook's file name without extension (at most output.MAX_NAME_BYTES UTF-8 bytes)."""
     if settings.output_name:
         name = settings.output_name
     else:
         authors = ", ".join(book.metadata.authors[:2])
         title = book.metadata.title or "Untitled"
         name = f"{authors} - {title}" if authors else title
-    name = _UNSAFE.sub(" ", name).strip(" .")
-    name = re.sub(r"\s+", " ", name)
-    return (name or "audiobook")[:180]
+    return output.safe_name(name)
+
+
+def output_fingerprint(book_digest: str, settings: Settings, info: EngineInfo, chapters: int) -> str:
+    """The fingerprint of the audiobook ``settings`` make from the book of SHA-256 ``book_digest``
+    (``chapters``: the book's chapter count, to read the chapter selection)."""
+    selection = parse_chapter_selection(settings.chapters, chapters) if settings.chapters.strip() else []
+    return output.fingerprint(
+        book_digest,
+        output.output_settings(
+            info,
+            speed=settings.speed,
+            pauses=(settings.sentence_pause_ms, settings.paragraph_pause_ms, settings.chapter_pause_ms),
+            chapters=tuple(selection) if selection != list(range(chapters)) else (),
+            format=settings.format,
+            bitrate=settings.bitrate,
+            split_hours=settings.split_hours,
+            subtitles=settings.subtitles,
+        ),
+    )
 
 
 def select_chapters(book: Book, spec: str) -> Book:
@@ -197,9 +218,22 @@ def convert(
     t_start = time.perf_counter()
     if settings.session:
         check_session_id(settings.session)
+    check_ffmpeg()  # a too old $EBOOK2AUDIO_FFMPEG stops here, not after the synthesis
+    digest = output.file_digest(book_path)
+    request = output.request_key(digest, settings)
+    known = None if settings.overwrite else output.recall(output.index_dir(env), request)
+    if known is not None:  # the same command finished before: check its files without reading the book
+        found = output.existing_output(
+            known.out_path, known.fingerprint, split=known.split, subtitles=known.subtitles
+        )
+        if found.state == "done":
+            paths = tuple(settings.output_dir / p.name for p in found.paths)
+            voice = EngineInfo(**known.voice)  # type: ignore[arg-type]
+            return _already_converted(paths, 0, voice, time.perf_counter() - t_start)
     book = read_book(book_path)
     for w in book.warnings:
         rep.message(f"warning: {w}")
+    chapters_in_book = len(book.chapters)
     book = select_chapters(book, settings.chapters)
     spec, info = resolve(book, settings, env)
     if info.engine != spec.engine:
@@ -207,6 +241,24 @@ def convert(
             f"no {spec.engine} voice for language '{spec.language}': using {info.engine} voice '{info.voice}'"
         )
     rep.message(f"voice: {info.engine} {info.voice} ({info.language}, {info.sample_rate} Hz)")
+
+    # The output: skipped when already made from this book with these settings, refused when made
+    # otherwise (unless --overwrite), and its folder and name checked before any synthesis.
+    out_dir = settings.output_dir
+    base = output_basename(book, settings)
+    out_path = out_dir / f"{base}.{settings.format}"
+    fingerprint = output_fingerprint(digest, settings, info, chapters_in_book)
+    existing = output.existing_output(
+        out_path, fingerprint, split=bool(settings.split_hours), subtitles=settings.subtitles
+    )
+    record = output.Record(out_path, fingerprint, bool(settings.split_hours), settings.subtitles, asdict(info))
+    if existing.state == "done" and not settings.overwrite:
+        output.remember(output.index_dir(env), request, record)  # the next rerun need not read the book
+        return _already_converted(existing.paths, len(book.chapters), info, time.perf_counter() - t_start)
+    if existing.state == "other" and not settings.overwrite:
+        raise output.other_output_error(existing.paths)
+    output.check_writable(out_dir, base, settings.format)
+    sweep_output_dir(out_dir, base)
 
     session = settings.session or book_session_id(book_path)
     store = storage or LocalStorage(settings.work_dir)
@@ -217,17 +269,12 @@ def convert(
     plan = make_plan(book, info, spec, session, plan_options(settings, parallel))
     if not plan.chunks:
         raise UserError(f"{book_path.name}: nothing to read aloud")
-    out_dir = settings.output_dir
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
-    out_path = out_dir / f"{output_basename(book, settings)}.{settings.format}"
     job = Job.for_plan(store, plan, str(out_path.resolve()), locks)
     plan = job.plan
     with locks.hold_job(session, job.id, str(out_path)), log_context(session=session, job=job.id):
-        outcome = _run_job(job, book, settings, rep, out_path, executor_factory, info)
+        outcome = _run_job(job, book, settings, rep, out_path, executor_factory, info, fingerprint)
         locks.check()
+        output.remember(output.index_dir(env), request, record)
         if not settings.keep_work:
             job.cleanup()
     result = outcome.result
@@ -266,6 +313,7 @@ def _run_job(
     out_path: Path,
     executor_factory: ExecutorFactory,
     info: EngineInfo,
+    fingerprint: str,
 ) -> JobOutcome:
     """Register the job, synthesise what is missing, assemble, write the report of replaced sentences."""
     plan, store, session = job.plan, job.storage, job.session
@@ -278,24 +326,28 @@ def _run_job(
         f"session {session}: {len(plan.chapters)} chapters, {len(plan.chunks)} sentences"
         + (f", {len(done)} already done" if done else "")
     )
+    scratch = Scratch.open(settings.work_dir, session)  # this run's temporaries (never the output folder)
     options = AssemblyOptions(
         format=settings.format,
         bitrate=settings.bitrate,
         split_hours=settings.split_hours or None,
         subtitles=settings.subtitles,
         encode_jobs=settings.effective_encode_jobs,
+        tags_extra=output.fingerprint_tags(settings.format, fingerprint, _version()),
+        temp_dir=scratch.path,
     )
 
     def read_chunk(cid: str) -> bytes:
         return store.get_bytes(chunk_key(session, cid))
 
-    # m4b/m4a with 2+ encode jobs: pieces of the book are encoded while the rest is synthesised.
     # Each chunk's WAV size is filled by the done-checks: assembly lays the book out from it (and
     # reads no storage metadata again).
-    streaming = StreamingAssembler.open(
-        plan, read_chunk, out_path, options, cover=book.cover, chunk_sizes=wav_sizes.get
-    )
+    streaming: StreamingAssembler | None = None
     try:
+        # m4b/m4a with 2+ encode jobs: pieces of the book are encoded while the rest is synthesised.
+        streaming = StreamingAssembler.open(
+            plan, read_chunk, out_path, options, cover=book.cover, chunk_sizes=wav_sizes.get
+        )
         if streaming is not None:
             for b in plan.batches:
                 if all(cid in done for cid in b.chunk_ids):
@@ -342,9 +394,44 @@ def _run_job(
                 cover=book.cover,
                 chunk_sizes=wav_sizes.get,
             )
-    except BaseException:
+    except BaseException as exc:
         if streaming is not None:
             streaming.abort()
+        scratch.close()
+        if isinstance(exc, KeyboardInterrupt):
+            note_progress(exc, _kept(store, plan, done), len(plan.chunks))
         raise
+    scratch.close()
     report = write_report(out_path, plan, substitutions)
     return JobOutcome(result, done, synthesized, synth_wall, tuple(substitutions), report)
+
+
+def _already_converted(paths: tuple[Path, ...], chapters: int, info: EngineInfo, wall: float) -> ConvertResult:
+    return ConvertResult(
+        outputs=paths,
+        subtitles=(),
+        duration=0.0,
+        chapters=chapters,
+        chunks_total=0,
+        chunks_synthesized=0,
+        chunks_skipped=0,
+        wall_seconds=wall,
+        synth_wall_seconds=0.0,
+        session="",
+        voice=info,
+        already_converted=True,
+    )
+
+
+def _kept(store: Storage, plan: Plan, done: set[str]) -> int:
+    """Sentences whose audio is in storage (after an interrupt: what a rerun will not redo)."""
+    try:
+        return len(done_chunks(store, plan))
+    except Exception:  # storage unreachable: at least those done when this run started
+        return len(done)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -232,13 +232,17 @@ class ObservedReporter:
         )
 
     def synthesis_finished(self) -> None:
+        """Said once per synthesis (the CLI calls it again on the way out of a failed run)."""
         if self.inner is not None:
             self.inner.synthesis_finished()
-        self.metrics.finished()
+        if self._session is None:
+            return
+        complete = self._done >= self._total
+        self.metrics.finished(complete=complete)
         elapsed = self.clock() - self._t0
         self._event(
             "synthesis.finished",
-            f"synthesis finished: {self._done}/{self._total} sentences in {elapsed:.1f} s",
+            f"synthesis {'finished' if complete else 'stopped'}: {self._done}/{self._total} sentences in {elapsed:.1f} s",
             session=self._session,
             data={
                 "sentences_done": self._done,
@@ -247,6 +251,7 @@ class ObservedReporter:
                 "wall_seconds": round(elapsed, 3),
             },
         )
+        self._session = None
 
 
 def make_reporter(*, quiet: bool, metrics: Metrics | None = None) -> ObservedReporter:

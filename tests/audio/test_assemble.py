@@ -17,6 +17,9 @@ from ebook2audio.model import Cover
 
 from .tones import RATE, make_book, tone
 
+# Every test here runs with each ffmpeg build available (tests/audio/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_ffmpeg")
+
 THREE = [("Chapter One", [1.0, 1.5]), ("Empty", []), ("Chapter Two", [0.7, 1.2, 2.0])]
 
 

@@ -28,6 +28,9 @@ from ebook2audio.model import Batch
 
 from .tones import RATE, Book, make_book, tone
 
+# Every test here runs with each ffmpeg build available (tests/audio/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_ffmpeg")
+
 asm = importlib.import_module("ebook2audio.audio.assemble")  # the package exports a function of that name
 
 # Chapters of very different sizes; 250 ms between sentences, 700 ms after titles and chapters.

@@ -73,7 +73,8 @@ def test_failed_run_keeps_earlier_good_output(tmp_path: Path) -> None:
     good = out.read_bytes()
     # a bad bitrate makes ffmpeg fail at the very end: the earlier file must survive untouched
     r = run_cli(
-        ["convert", str(book), "-o", "out", "--output-name", "book", "--bitrate", "-5k", "-q"], tmp_path
+        ["convert", str(book), "-o", "out", "--output-name", "book", "--bitrate", "-5k", "--overwrite", "-q"],
+        tmp_path,
     )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr

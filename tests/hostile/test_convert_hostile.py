@@ -149,9 +149,10 @@ def test_unwritable_output_directory_fails_before_synthesis(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_final_name_taken_by_a_folder_exits_2_and_leaves_no_partial_file(tmp_path: Path) -> None:
-    """Only known after reading (the name comes from the metadata): fails at the final rename."""
+    """Only known after reading (the name comes from the metadata), but still before any synthesis."""
     (tmp_path / "out" / "Test Author - Hostile Test.m4b").mkdir(parents=True)
     run, _, _ = _convert(tmp_path, "name-spaces-unicode")
     assert_user_error(run, "Test Author - Hostile Test.m4b")
+    assert "synthesising" not in run.stderr
     assert _outputs(tmp_path / "out") == ["Test Author - Hostile Test.m4b"]
     assert (tmp_path / "out" / "Test Author - Hostile Test.m4b").is_dir()

@@ -40,9 +40,12 @@ Its cuts cannot be placed on the book's frame grid (the length of what comes bef
 yet), so each piece is made a whole number of frames by stretching or shortening its last pause by
 at most 512 samples; the marks and cues follow the real pauses and stay exact (see the class).
 
-Outputs (audio and subtitles) are written under temporary names in the target folder and renamed
-over the final names only when everything succeeded; on failure the temporaries are removed, so an
-earlier good output is never damaged and no partial file ever carries the final name.
+Outputs (audio and subtitles) are written under temporary names and moved to the final names only
+when everything succeeded; on failure the temporaries are removed, so an earlier good output is
+never damaged and no partial file ever carries the final name. With ``AssemblyOptions.temp_dir``
+(the pipeline passes its scratch folder in the work directory) every temporary, pieces included,
+lives there and the output folder only ever receives finished files (:mod:`ebook2audio.scratch`);
+without it they are hidden files beside the output.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ import bisect
 import contextlib
 import glob
 import logging
-import os
 import secrets
 import tempfile
 import threading
@@ -75,6 +77,7 @@ from ebook2audio.audio.ffmpeg import (
 from ebook2audio.audio.pcm import CorruptAudioError, ms_to_samples, parse_wav, samples_from_wav_size
 from ebook2audio.errors import AssemblyError, ConfigError
 from ebook2audio.model import ChapterMark, Chunk, Cover, Metadata, Plan
+from ebook2audio.scratch import move_into_place
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,8 @@ class AssemblyOptions:
     # ffmpeg processes encoding pieces of each file at once (m4b and m4a; other formats: 1).
     # 1 = one ffmpeg streams the whole file. The result has the same timing either way.
     encode_jobs: int = 1
+    # Where temporaries go (pieces, outputs before their final move); None: hidden beside the output.
+    temp_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -302,22 +307,28 @@ def book_tags(
 
 
 class _Staging:
-    """Temporary outputs next to their final names; renamed together at the end, or removed."""
+    """Temporary outputs (in ``temp_dir``, else next to their final names); moved to their final
+    names together at the end, or removed."""
 
-    def __init__(self) -> None:
+    def __init__(self, temp_dir: Path | None = None) -> None:
         self._pairs: list[tuple[Path, Path]] = []
+        self._dir = temp_dir
 
     def temp_for(self, final: Path) -> Path:
-        """A fresh name ".NAME.<random>.part.EXT" beside ``final`` (created by whoever writes it,
-        so it gets the usual permissions)."""
-        tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
+        """A fresh temporary name for ``final``: "<random>.part.EXT" in the temp folder, else
+        ".NAME.<random>.part.EXT" beside ``final`` (created by whoever writes it, so it gets the
+        usual permissions)."""
+        if self._dir is not None:
+            tmp = self._dir / f"{secrets.token_hex(6)}.part{final.suffix}"
+        else:
+            tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
         self._pairs.append((tmp, final))
         return tmp
 
     def commit(self) -> None:
         for tmp, final in self._pairs:
             try:
-                os.replace(tmp, final)
+                move_into_place(tmp, final)
             except OSError as exc:
                 raise AssemblyError(f"cannot rename the finished output to {final}: {exc.strerror}") from exc
         self._pairs.clear()
@@ -651,10 +662,10 @@ def assemble(
         if progress is not None:
             progress(done)
 
-    staging = _Staging()
+    staging = _Staging(options.temp_dir)
     results: list[PartResult] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-") as work:
+        with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-", dir=options.temp_dir) as work:
             workdir = Path(work)
             cover_path, cover_copy = _cover_file(cover, fmt.cover, workdir)
             job = _Job(plan, read_chunk, out_path, options, workdir, cover_path, cover_copy, len(parts))
@@ -762,9 +773,12 @@ class StreamingAssembler:
         self.out_path = Path(out_path)
         self.options = options
         self.cover = cover
-        self._tmp = tempfile.TemporaryDirectory(
-            prefix=f".{self.out_path.stem}.pieces-", dir=self.out_path.parent
-        )
+        if options.temp_dir is not None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="pieces-", dir=options.temp_dir)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(
+                prefix=f".{self.out_path.stem}.pieces-", dir=self.out_path.parent
+            )
         tmp = Path(self._tmp.name)
         batch_of = {cid: b.id for b in plan.batches for cid in b.chunk_ids}
         self._pieces = [
@@ -912,9 +926,9 @@ class StreamingAssembler:
             return piece.path, piece.length
 
         fmt = output_format(self.options.format)
-        staging = _Staging()
+        staging = _Staging(self.options.temp_dir)
         try:
-            with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-") as work:
+            with tempfile.TemporaryDirectory(prefix="ebook2audio-assemble-", dir=self.options.temp_dir) as work:
                 workdir = Path(work)
                 cover_path, cover_copy = _cover_file(self.cover, fmt.cover, workdir)
                 job = _Job(

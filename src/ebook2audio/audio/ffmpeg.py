@@ -3,12 +3,26 @@
 Raw 16-bit mono PCM is streamed into ffmpeg's stdin in blocks, so memory stays bounded whatever the
 length of the book; tags and chapters come from an ffmetadata file and the cover from an image file,
 both given as extra inputs. ffmpeg failures become AssemblyError carrying the tail of its stderr.
+
+Which ffmpeg: the build bundled with the imageio-ffmpeg package, the same for everyone, unless
+$EBOOK2AUDIO_FFMPEG names another (a path, or a name looked up on PATH, e.g. ``ffmpeg``); an ffmpeg
+on PATH is used only when there is no bundled build for the platform. ``check_ffmpeg()`` reads the
+version of the one chosen and refuses one older than 4.4 (the ``setts`` filter the join needs).
+
+Before ffmpeg 7, the command-line tool reads each input in a thread of its own when there are
+several (the ffmetadata and the cover are inputs too), through a queue of 8 packets by default, and
+its main loop sleeps 10 ms whenever that queue is empty. A consumer faster than 8 packets per 10 ms
+(copying AAC frames into the m4b: one packet is one 46 ms frame; writing WAV or FLAC) was held to
+that pace: with Debian's ffmpeg 5.1 the join of a book idled about a second per piece, while the
+bundled 9.0 build ran at copy speed. Every stdin input is therefore given a deep queue
+(``-thread_queue_size``), which every ffmpeg from 4.4 on accepts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -25,22 +39,38 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMATS",
+    "MIN_VERSION",
     "EncodeSpec",
+    "FfmpegBuild",
     "MetaChapter",
     "OutputFormat",
     "PcmEncoder",
     "ProbeResult",
+    "check_ffmpeg",
     "encode_command",
     "encode_pcm",
     "escape_ffmetadata",
     "ffmetadata",
+    "ffmpeg_build",
     "find_ffmpeg",
     "image_ok",
+    "parse_version",
     "probe",
 ]
 
 ENV_FFMPEG = "EBOOK2AUDIO_FFMPEG"
 WRITE_BLOCK = 1 << 20  # bytes per write to ffmpeg's stdin
+# Packets queued from the stdin input (see the module's doc). PCM packets are 1024 samples (2 KiB):
+# at most 2 MiB wait there when the encoder is the slower side. ADTS packets are one AAC frame
+# (~370 bytes at 64 kb/s): ffmpeg 4.4-6.x then sleeps once per 4096 frames (3 minutes of audio at
+# 22.05 kHz) instead of once per 8; measured with Debian's 5.1 on a 2.4-hour join, 1.5 s instead
+# of 62 s, for 2 MiB more at most (16384 packets: no faster, 13 MiB more).
+PCM_QUEUE_PACKETS = 1024
+ADTS_QUEUE_PACKETS = 4096
+MIN_VERSION = (4, 4)
+# The library versions of the ffmpeg 4.4 release: a build's own version string may be a git
+# description ("N-113000-g..."), its libraries' versions always compare.
+_MIN_LIBS = {"libavcodec": (58, 134), "libavformat": (58, 76)}
 _STDERR_LINES = 20  # lines of ffmpeg's stderr kept for error messages
 
 
@@ -76,23 +106,97 @@ def output_format(name: str) -> OutputFormat:
         raise ConfigError(f"unknown output format {name!r}; choose one of {', '.join(FORMATS)}") from None
 
 
-def find_ffmpeg() -> str:
-    """The ffmpeg executable: $EBOOK2AUDIO_FFMPEG, else ffmpeg on PATH, else imageio-ffmpeg's bundled one."""
-    env = os.environ.get(ENV_FFMPEG, "").strip()
-    if env:
-        found = shutil.which(env)
-        if found is None:
-            raise ConfigError(f"{ENV_FFMPEG}={env!r} is not an executable file")
-        return found
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
+def _bundled_ffmpeg() -> str | None:
+    """imageio-ffmpeg's build, or None when the package or its binary for this platform is missing."""
     try:
         import imageio_ffmpeg
 
         return str(imageio_ffmpeg.get_ffmpeg_exe())
     except (ImportError, RuntimeError) as exc:
-        raise AssemblyError("ffmpeg not found: install ffmpeg or the imageio-ffmpeg package") from exc
+        log.debug("no bundled ffmpeg: %s", exc)
+        return None
+
+
+def find_ffmpeg(env: Mapping[str, str] | None = None) -> str:
+    """The ffmpeg executable: $EBOOK2AUDIO_FFMPEG, else imageio-ffmpeg's bundled one, else ffmpeg on PATH.
+
+    ``env`` defaults to ``os.environ``. The bundled build comes first so that output and speed do
+    not depend on what happens to be installed; ``EBOOK2AUDIO_FFMPEG=ffmpeg`` picks the one on PATH.
+    """
+    environ = os.environ if env is None else env
+    named = environ.get(ENV_FFMPEG, "").strip()
+    if named:
+        found = shutil.which(named, path=environ.get("PATH"))
+        if found is None:
+            raise ConfigError(f"{ENV_FFMPEG}={named!r} is not an executable file")
+        return found
+    bundled = _bundled_ffmpeg()
+    if bundled is not None:
+        return bundled
+    found = shutil.which("ffmpeg", path=environ.get("PATH"))
+    if found:
+        return found
+    raise AssemblyError("ffmpeg not found: install ffmpeg or the imageio-ffmpeg package")
+
+
+@dataclass(frozen=True)
+class FfmpegBuild:
+    """What ``ffmpeg -version`` says about one executable."""
+
+    path: str
+    version: str  # as ffmpeg prints it: "5.1.9-0+deb12u1", "n9.0.2-17-g2a571b6068-20260930", "N-113000-g..."
+    libs: Mapping[str, tuple[int, int]]  # "libavcodec" -> (major, minor), libavformat likewise
+
+    @property
+    def recent_enough(self) -> bool:
+        """Libraries at least those of ffmpeg 4.4 (False when ``-version`` did not list them)."""
+        return all(self.libs.get(lib, (0, 0)) >= low for lib, low in _MIN_LIBS.items())
+
+
+_VERSION_RE = re.compile(r"^ffmpeg version (\S+)", re.MULTILINE)
+_LIB_RE = re.compile(r"^(libav\w+)\s+(\d+)\.\s*(\d+)\.\s*\d+", re.MULTILINE)
+
+
+def parse_version(path: str, text: str) -> FfmpegBuild:
+    """An FfmpegBuild from the text of ``ffmpeg -version``. Pure."""
+    version = _VERSION_RE.search(text)
+    libs = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in _LIB_RE.finditer(text)}
+    return FfmpegBuild(path=path, version=version.group(1) if version else "of unknown version", libs=libs)
+
+
+def ffmpeg_build(path: str) -> FfmpegBuild:
+    """Run ``path -version`` and parse it; ConfigError when it cannot be run."""
+    try:
+        done = subprocess.run(
+            [path, "-hide_banner", "-version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"cannot run ffmpeg {path}: {exc}") from exc
+    if done.returncode != 0:
+        raise ConfigError(f"{path} -version failed (exit code {done.returncode}): is it ffmpeg?")
+    return parse_version(path, done.stdout.decode("utf-8", "replace"))
+
+
+def check_ffmpeg(env: Mapping[str, str] | None = None) -> FfmpegBuild:
+    """The ffmpeg that will be used (``find_ffmpeg``), checked to be 4.4 or newer; ConfigError if not.
+
+    Called once before a conversion starts, so that a too old ffmpeg stops it at once, not after
+    the synthesis.
+    """
+    environ = os.environ if env is None else env
+    build = ffmpeg_build(find_ffmpeg(environ))
+    if not build.recent_enough:
+        low = ".".join(map(str, MIN_VERSION))
+        named = bool(environ.get(ENV_FFMPEG, "").strip())
+        hint = f"unset {ENV_FFMPEG} to use the bundled build" if named else f"set {ENV_FFMPEG} to a newer one"
+        raise ConfigError(
+            f"ffmpeg {build.version} ({build.path}) is too old: ebook2audio needs ffmpeg {low} or newer; {hint}"
+        )
+    return build
 
 
 # --------------------------------------------------------------------------- ffmetadata
@@ -175,11 +279,12 @@ def encode_command(ffmpeg: str, spec: EncodeSpec, out_path: Path) -> list[str]:
             # Start the stream before 0 by the priming samples: the MP4 muxer then writes an edit
             # list that skips them, as when it encodes itself. Microseconds, exact to < 0.05 sample.
             cmd += ["-itsoffset", f"-{round(spec.input_delay * 1_000_000 / spec.sample_rate)}us"]
-        cmd += ["-f", "aac", "-i", "pipe:0"]
+        cmd += ["-thread_queue_size", str(ADTS_QUEUE_PACKETS), "-f", "aac", "-i", "pipe:0"]
         # The ADTS demuxer counts time in 1/28224000 s: past 152 s the MP4 chapter track's times
         # overflow (chapters come out garbled). Count in samples instead (exact for every AAC rate).
         extra_out = ["-bsf:a", f"setts=time_base=1/{spec.sample_rate}"]
     else:
+        cmd += ["-thread_queue_size", str(PCM_QUEUE_PACKETS)]
         cmd += ["-f", "s16le", "-ar", str(spec.sample_rate), "-ac", "1", "-i", "pipe:0"]
     inputs = 1
     meta_input = cover_input = None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SynthesisError, VoiceError
+from ..interrupts import deferred_interrupts
 from ._common import is_speakable, normalize_language
 from .base import EngineInfo
 
@@ -223,8 +224,9 @@ class _EspeakLibrary:
         data = text.encode("utf-8")
         buffer = ctypes.create_string_buffer(data)  # NUL-terminated
         self._pieces = []
-        status = self.lib.espeak_Synth(buffer, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-        self.lib.espeak_Synchronize()
+        with deferred_interrupts():  # (an interrupt inside the audio callback would be lost)
+            status = self.lib.espeak_Synth(buffer, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            self.lib.espeak_Synchronize()
         pieces, self._pieces = self._pieces, []
         if status != _EE_OK:
             raise SynthesisError(f"espeak-ng failed on a {len(text)}-character chunk (error {status})")

@@ -466,10 +466,11 @@ class DistributedExecutor:
         self.write_checkpoint(replace(cp, status="waiting"), replace_key=raw is not None)
         done_count = len(initial_done)
         status = "failed"
+        tracks: OrderedDict[str, Track] = OrderedDict()
         try:
             self.wait_for_workers()
             todo = [b for b in dispatch_order(batches) if any(c not in initial_done for c in b.chunk_ids)]
-            tracks: OrderedDict[str, Track] = OrderedDict((b.id, Track(batch=b)) for b in todo)
+            tracks.update((b.id, Track(batch=b)) for b in todo)
             with self.app.producer_or_acquire() as producer:
                 for t in tracks.values():
                     self._dispatch(plan, t, producer)
@@ -493,12 +494,26 @@ class DistributedExecutor:
         except NoWorkerError:
             status = "stalled"
             raise
+        except KeyboardInterrupt:  # SIGINT/SIGTERM: queued copies are dropped; finished audio is kept
+            status = "stalled"
+            self._revoke_outstanding(tracks)
+            raise
         finally:
             try:
                 self.write_checkpoint(replace(cp, done=done_count, status=status, updated=utc_now()))
                 self.client.expire(checkpoint_key(session), CHECKPOINT_TTL)
             except connection_errors():
                 log.debug("could not write the final checkpoint", exc_info=True)
+
+    def _revoke_outstanding(self, tracks: Mapping[str, Track]) -> None:
+        """Revoke this run's unfinished tasks (a batch already running finishes; its audio is kept)."""
+        ids = [tid for t in tracks.values() for tid in t.task_ids]
+        if not ids:
+            return
+        try:
+            self.app.control.revoke(ids)
+        except (*connection_errors(), OSError):
+            log.debug("could not revoke the outstanding tasks", exc_info=True)
 
     def _rebuild(self, plan: Plan, batch: Batch, result: BatchResult, initial_done: set[str]) -> BatchResult:
         """The batch's result as this run sees it: every chunk not done at the start counts as made."""

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..engines.base import Engine, EngineInfo
 from ..errors import Ebook2AudioError, SynthesisError, UserError
+from ..interrupts import ignore_in_child, raise_soon
 from ..model import Batch, BatchResult, Chunk, Plan
 from ..plan import dispatch_order
 from ..poison import BatchGuard, StorageAttempts, load_fallback, max_batch_deaths
@@ -70,14 +71,16 @@ def guarded_batch(
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds the batch: its markers are cleared (a stop is no death)
+    # Unwinds the batch: its markers are cleared (a stop is no death). Inside a native call that calls
+    # back into Python (espeak-ng) the exit is raised when that call returns, or it would be lost.
+    raise_soon(SystemExit(128 + signum))
 
 
 def _child_main(conn: Connection, root: str, info: EngineInfo, speed: float, device: str, strict: bool) -> None:
     """A pool process: load the engine once, then run the batches the parent sends, one at a time."""
     single_thread_env()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (Ctrl-C reaches the whole group)
+    ignore_in_child()  # the parent decides (Ctrl-C reaches the whole group)
     from ..engines.registry import load_engine
 
     try:
