@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -278,6 +279,50 @@ def test_unix_datagram_socket(tmp_path: Path) -> None:
         handler.close()
 
 
+def test_a_receiver_that_does_not_read_never_blocks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    path = str(tmp_path / "stalled.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)  # never reads: its queue fills after 10 messages
+        handler = syslog_handler(parse_syslog_address(path))
+        t0 = time.monotonic()
+        for _ in range(2000):
+            handler.handle(record())
+        assert time.monotonic() - t0 < 10  # waited SEND_TIMEOUT (twice) once, then drops lines at once
+        server.recv(65536)  # room again: lines go through, and a stall would be said again
+        handler.handle(record("after"))
+        assert not handler._complained
+        handler.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "ebook2audio.logging"]
+    assert len(said) == 1 and said[0].startswith(f"warning: syslog {path} does not take log lines"), said
+
+
+def test_a_slow_reader_loses_nothing(tmp_path: Path) -> None:
+    """A burst larger than the socket's queue waits for the reader instead of dropping lines."""
+    path = str(tmp_path / "slow.sock")
+    got: list[bytes] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        server.settimeout(3)
+
+        def read() -> None:
+            import time
+
+            while len(got) < 200:
+                time.sleep(0.001)
+                got.append(server.recv(65536))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        handler = syslog_handler(parse_syslog_address(path))
+        for i in range(200):
+            handler.handle(record("line %s", i))
+        reader.join()
+        handler.close()
+    assert [json.loads(RFC5424.match(g.decode())["msg"])["message"] for g in got] == [f"line {i}" for i in range(200)]  # type: ignore[index]
+
+
 class TcpReceiver:
     """A loopback TCP syslog receiver collecting the bytes of every connection."""
 
@@ -313,6 +358,8 @@ class TcpReceiver:
         return [f for buffer in list(self.received) for f in read_frames(bytes(buffer))]
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() of the thread: no longer listening
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
 
 
@@ -347,15 +394,22 @@ def test_tcp_uses_octet_counting_and_a_new_connection_after_fork() -> None:
 
 def test_receiver_gone_is_one_warning_line_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     receiver = TcpReceiver()
-    handler = syslog_handler(SyslogAddress("tcp", host="127.0.0.1", port=receiver.port))
+    address = SyslogAddress("tcp", host="127.0.0.1", port=receiver.port)
+    configure_logging(LogOptions(role="cli"))  # the text console, as the CLI sets it up
+    handler = syslog_handler(address)
+    logging.getLogger().addHandler(handler)
     receiver.close()
     handler.socket.close()
     for _ in range(3):
-        handler.handle(record())
+        logging.getLogger("ebook2audio.x").warning("a line for syslog")
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("warning: syslog tcp://127.0.0.1:"), err
+    lines = err.splitlines()
+    assert lines.count("a line for syslog") == 3
+    assert [x for x in lines if x != "a line for syslog"] == [
+        f"warning: syslog tcp://127.0.0.1:{receiver.port} does not take log lines (Connection refused): "
+        "they are lost until it does"
+    ], err
     assert "Traceback" not in err
-    handler.close()
 
 
 def test_unreachable_tcp_receiver_is_a_config_error() -> None:

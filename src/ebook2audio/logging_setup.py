@@ -283,12 +283,17 @@ def parse_syslog_address(text: str) -> SyslogAddress:
     return SyslogAddress(parts.scheme, host=parts.hostname, port=port or default, facility=facility)
 
 
+SEND_TIMEOUT = 2.0  # seconds a syslog receiver may keep a log line waiting
+_INTERNAL = "ebook2audio_syslog_internal"  # a record about the syslog handler itself: not sent to it
+
+
 class SyslogHandler(logging.handlers.SysLogHandler):
     """The standard library's syslog handler sending our own RFC 5424 frames.
 
     Stream sockets (tcp, a stream unix socket) frame each message by octet counting (RFC 6587); a
     process forked after setup (a Celery pool process) opens its own socket; a broken connection is
-    opened again once per message; a receiver that stays away is said once on stderr, in one line.
+    opened again once per message; a receiver that stays away or stalls is said once on stderr, in
+    one line, and never blocks the conversion (lines are dropped instead).
     """
 
     def __init__(self, address: SyslogAddress) -> None:
@@ -303,6 +308,7 @@ class SyslogHandler(logging.handlers.SysLogHandler):
                 super().__init__(address=(address.host, address.port), facility=address.facility, socktype=kind)
         except OSError:
             self.socket = None  # type: ignore[assignment]
+        self.addFilter(lambda record: not getattr(record, _INTERNAL, False))
 
     @property
     def connected(self) -> bool:
@@ -319,6 +325,9 @@ class SyslogHandler(logging.handlers.SysLogHandler):
     def _send(self, message: bytes) -> None:
         if not self.connected or os.getpid() != self._pid:
             self._reopen()
+        # A full receiver queue (a unix datagram socket holds 10) or a stalled stream receiver: wait
+        # up to SEND_TIMEOUT for it, not at all while it is known not to take lines (they are dropped).
+        self.socket.settimeout(0.0 if self._complained else SEND_TIMEOUT)
         if self.unixsocket and self.socktype == socket.SOCK_DGRAM:
             self.socket.send(message)
         elif self.socktype == socket.SOCK_DGRAM:
@@ -339,14 +348,18 @@ class SyslogHandler(logging.handlers.SysLogHandler):
             self.handleError(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
+        """Said once (on the console, as text or a JSON line) until a line goes through again."""
         if self._complained:
             return
         self._complained = True
         exc = sys.exc_info()[1]
         reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
         with contextlib.suppress(Exception):
-            sys.stderr.write(
-                f"warning: syslog {self.target.display} does not take log lines ({reason}): they are lost until it does\n"
+            logging.getLogger("ebook2audio.logging").warning(
+                "warning: syslog %s does not take log lines (%s): they are lost until it does",
+                self.target.display,
+                reason,
+                extra={"event": "syslog.lost", _INTERNAL: True},
             )
 
 
