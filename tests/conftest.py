@@ -7,6 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
+OFFLINE_VOICES_URL = "http://127.0.0.1:9/piper-voices"  # the discard port: nothing listens
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,5 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
         if var.startswith("EBOOK2AUDIO_") and var != "EBOOK2AUDIO_VOICES_DIR":
             monkeypatch.delenv(var)
+    # Voices are never fetched from the public repository in tests: a closed local port is "offline".
+    monkeypatch.setenv("EBOOK2AUDIO_VOICES_URL", OFFLINE_VOICES_URL)

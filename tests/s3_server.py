@@ -7,10 +7,12 @@ conftest, and ``s3_bucket`` for a fresh, empty bucket per test.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -111,3 +113,57 @@ def s3_bucket(s3_server: S3Server) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=name)
     return name
+
+
+class ForwardingProxy(http.server.BaseHTTPRequestHandler):
+    """A real HTTP proxy in front of the S3 server: every request is forwarded unchanged unless
+    ``intercept`` answers it itself (subclasses set ``upstream`` and override ``intercept``)."""
+
+    upstream = ""
+    protocol_version = "HTTP/1.1"  # answers "Expect: 100-continue" at once
+
+    def intercept(self, body: bytes | None) -> bool:
+        """Answer the request here (True) instead of forwarding it."""
+        return False
+
+    def answer_error(self, status: int, code: str, message: str) -> None:
+        payload = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error>"
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.intercept(body):
+            return
+        req = urllib.request.Request(self.upstream + self.path, data=body, method=self.command)
+        for k, v in self.headers.items():
+            if k.lower() not in ("host", "content-length", "connection", "expect"):
+                req.add_header(k, v)
+        if body is not None and "Content-Type" not in self.headers:
+            # urllib would say form-urlencoded, and the server would parse the body away as a form.
+            req.add_header("Content-Type", "binary/octet-stream")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, headers, data = resp.status, resp.headers.items(), resp.read()
+        except urllib.error.HTTPError as err:
+            status, headers, data = err.code, err.headers.items(), err.read()
+        self.send_response(status)
+        for k, v in headers:
+            if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass

@@ -35,7 +35,9 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "-f", "--format", choices=["m4b", "m4a", "mp3", "opus", "ogg", "flac", "wav"], help="default m4b"
     )
     p.add_argument("-l", "--language", help="language of the text, e.g. en, fr, de (default: the book's)")
-    p.add_argument("--engine", choices=["piper", "espeak", "sim"], help="TTS engine (default piper)")
+    p.add_argument(
+        "--engine", help="TTS engine: piper (default), espeak, sim or an installed plugin (`ebook2audio voices`)"
+    )
     p.add_argument("-v", "--voice", help="voice name, alias (joe, jenny) or path to a Piper .onnx file")
     p.add_argument("--speed", type=float, help="speaking rate, 1.0 = the voice's own (0.25-4)")
     p.add_argument("-w", "--workers", type=int, help="synthesis processes (default: one per core)")
@@ -292,12 +294,16 @@ def cmd_voices(args: argparse.Namespace) -> int:
         path = download_voice(args.name)
         print(f"installed {path}")
         return 0
-    entries = list_voices()
+    warnings: list[str] = []
+    entries = list_voices(warnings=warnings)
+    for warning in warnings:  # a broken engine plugin: one line each, the other voices still listed
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([e.__dict__ for e in entries], ensure_ascii=False, indent=2))
         return 0
+    order = {"piper": 0, "espeak": 1}
     current = None
-    for e in sorted(entries, key=lambda e: (e.engine != "piper", e.engine, e.language, e.name)):
+    for e in sorted(entries, key=lambda e: (order.get(e.engine, 2), e.engine, e.language, e.name)):
         if e.engine != current:
             current = e.engine
             print(f"{current}:")

@@ -313,6 +313,24 @@ class BatchGuard:
     _fallback_engine: Engine | None = field(default=None, init=False, repr=False)
     _fallback_error: str = field(default="", init=False, repr=False)
 
+    @classmethod
+    def for_voice(
+        cls,
+        attempts: Attempts,
+        storage: Storage,
+        session: str,
+        batch_id: str,
+        chunks: int,
+        info: EngineInfo,
+        speed: float,
+        *,
+        strict: bool = False,
+    ) -> BatchGuard:
+        """The guard of a batch spoken by ``info`` at ``speed``, with espeak-ng as its fallback voice."""
+        return cls(
+            attempts, storage, session, batch_id, chunks, strict=strict, fallback=lambda: load_fallback(info, speed)
+        )
+
     @property
     def suspect(self) -> bool:
         return self.deaths >= SUSPECT_AFTER_DEATHS

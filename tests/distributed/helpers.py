@@ -16,7 +16,7 @@ CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
 
 
 def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EBOOK2AUDIO_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBOOK2AUDIO_") or k == "EBOOK2AUDIO_VOICES_URL"}
     for var in ("REDIS_URL", "REDIS_PASSWORD", "SHARED_STORAGE_PATH", "SHARED_STORAGE_TYPE", "NUM_WORKERS",
                 "DISTRIBUTED_MODE", "CELERY_WORKER_CONCURRENCY"):  # fmt: skip
         env.pop(var, None)

@@ -15,6 +15,8 @@ from ebook2audio.engines import load_engine, resolve_voice
 from ebook2audio.engines.piper import PiperEngine, bundled_voice
 from ebook2audio.model import VoiceSpec
 
+from ..conftest import OFFLINE_VOICES_URL
+
 TEN_WORDS = "The old lighthouse keeper walked slowly along the rocky shore."
 
 
@@ -40,7 +42,7 @@ def voices_env(tmp_path: Path) -> dict[str, str]:
     """An environment whose voices directory exists and is empty."""
     directory = tmp_path / "voices"
     directory.mkdir()
-    return {"EBOOK2AUDIO_VOICES_DIR": str(directory)}
+    return {"EBOOK2AUDIO_VOICES_DIR": str(directory), "EBOOK2AUDIO_VOICES_URL": OFFLINE_VOICES_URL}
 
 
 @pytest.fixture

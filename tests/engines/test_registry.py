@@ -11,7 +11,6 @@ import pytest
 
 from ebook2audio.engines import (
     PiperEngine,
-    download_voice,
     list_voices,
     load_engine,
     resolve_voice,
@@ -188,40 +187,3 @@ def test_load_reports_a_missing_voice(voices_env: dict[str, str]) -> None:
     info = replace(resolve_voice(VoiceSpec(), env=voices_env), voice="de_DE-gone-medium", path="")
     with pytest.raises(VoiceError, match="de_DE-gone-medium' is not installed"):
         load_engine(info, env=voices_env)
-
-
-def _serve_voices_from(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
-    import piper.download_voices
-
-    template = source.as_uri() + "/{lang_code}-{voice_name}-{voice_quality}{extension}"
-    monkeypatch.setattr(piper.download_voices, "URL_FORMAT", template)
-
-
-def test_download_installs_a_voice_that_then_resolves(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, voices_env: dict[str, str]
-) -> None:
-    source = tmp_path / "repository"
-    source.mkdir()
-    joe = bundled_voice()
-    (source / "en_GB-jenny_dioco-medium.onnx").write_bytes(b"model bytes")
-    shutil.copyfile(joe.config_path, source / "en_GB-jenny_dioco-medium.onnx.json")
-    _serve_voices_from(monkeypatch, source)
-    path = download_voice("jenny", env=voices_env)
-    assert path == Path(voices_env["EBOOK2AUDIO_VOICES_DIR"]) / "en_GB-jenny_dioco-medium.onnx"
-    assert path.read_bytes() == b"model bytes"
-    assert resolve_voice(VoiceSpec(voice="jenny"), env=voices_env).path == str(path)
-
-
-def test_failed_download_leaves_nothing_behind(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, voices_env: dict[str, str]
-) -> None:
-    source = tmp_path / "repository"
-    source.mkdir()
-    (source / "de_DE-thorsten-medium.onnx").write_bytes(b"model bytes")  # its config is missing
-    _serve_voices_from(monkeypatch, source)
-    with pytest.raises(VoiceError, match=r"cannot download Piper voice de_DE-thorsten-medium.*by hand"):
-        download_voice("thorsten", env=voices_env)
-    assert list(Path(voices_env["EBOOK2AUDIO_VOICES_DIR"]).iterdir()) == []
-    with pytest.raises(VoiceError, match="not a Piper voice name"):
-        download_voice("nonsense", env=voices_env)
-    assert download_voice("joe", env=voices_env) == bundled_voice().model_path

@@ -50,7 +50,7 @@ class Run:
 
 
 def cli_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EBOOK2AUDIO_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBOOK2AUDIO_") or k == "EBOOK2AUDIO_VOICES_URL"}
     env["XDG_CACHE_HOME"] = str(tmp / "cache")
     env["EBOOK2AUDIO_VOICES_DIR"] = str(tmp / "voices")
     env["PYTHONUNBUFFERED"] = "1"

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from ebook2audio.errors import BookError, DRMError
-from ebook2audio.ingest.epub import read_epub
+from ebook2audio.ingest.epub import is_number_only, read_epub
 from ebook2audio.model import Book
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
@@ -428,7 +428,9 @@ def test_ncx_only_epub2_with_guide_meta_cover_and_gutenberg(tmp_path: Path) -> N
         "OEBPS/images/c.jpg": JPEG,
     }
     book = read_epub(_write(tmp_path / "b.epub", files))
-    assert [(c.title, c.paragraphs) for c in book.chapters] == [("Chapter I", ("Words of chapter one.",))]
+    assert [(c.title, c.paragraphs) for c in book.chapters] == [
+        ("Book I — Chapter I", ("Words of chapter one.",))  # a numbered chapter named by its book
+    ]
     md = book.metadata
     assert md.authors == ("Writer",) and md.language == "en-GB" and md.date == "1901"
     assert md.description == "A fine book."
@@ -597,3 +599,134 @@ def test_undeclared_encryption_is_reported(tmp_path: Path) -> None:
     members["OEBPS/a.xhtml"] = garbage
     with pytest.raises(BookError, match="none of its documents can be parsed"):
         read_epub(_write(tmp_path / "g.epub", members))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Numbered TOC entries take their parent's title (nav and NCX)
+# ----------------------------------------------------------------------------------------------------
+
+_STORY_DOCS = {
+    "title.xhtml": _doc("<h1>Preface</h1><p>Some words before.</p>"),
+    "story.xhtml": _doc(
+        '<h1 id="s">A Story</h1>'
+        '<h2 id="p1">I</h2><p>First part.</p>'
+        '<h2 id="p2">II</h2><p>Second part.</p>'
+        '<h2 id="p3">III.</h2><p>Third part.</p>'
+    ),
+    "tale.xhtml": _doc(
+        '<h1 id="t">Le Conte</h1><p>Un avant-propos.</p>'
+        '<h2 id="c2">Chapitre II</h2><p>Deux.</p>'
+        '<h2 id="c4">Part 3</h2><h3 id="c5">Chapter 4</h3><p>Quatre.</p>'
+        '<h2 id="c6">Civil</h2><p>Not a number.</p>'
+        '<h2 id="c7">2. The Road</h2><p>Numbered but named.</p>'
+    ),
+}
+_STORY_TOC = [  # (depth, label, href)
+    (0, "Preface", "title.xhtml"),
+    (0, "A Story", "story.xhtml#s"),
+    (1, "I", "story.xhtml#p1"),
+    (1, "II", "story.xhtml#p2"),
+    (1, "III.", "story.xhtml#p3"),
+    (0, "Le Conte", "tale.xhtml#t"),
+    (1, "Chapitre II", "tale.xhtml#c2"),
+    (1, "Part 3", "tale.xhtml#c4"),
+    (2, "Chapter 4", "tale.xhtml#c5"),
+    (1, "Civil", "tale.xhtml#c6"),
+    (1, "2. The Road", "tale.xhtml#c7"),
+]
+_STORY_CHAPTERS = [
+    ("Preface", ("Some words before.",)),
+    ("A Story — I", ("First part.",)),  # "A Story" has only its heading: no empty chapter of its own
+    ("A Story — II", ("Second part.",)),
+    ("A Story — III.", ("Third part.",)),
+    ("Le Conte", ("Un avant-propos.",)),
+    ("Le Conte — Chapitre II", ("Deux.",)),
+    ("Le Conte — Part 3 — Chapter 4", ("Quatre.",)),
+    ("Civil", ("Not a number.",)),
+    ("2. The Road", ("Numbered but named.",)),
+]
+
+
+def _nested_nav(toc: list[tuple[int, str, str]]) -> str:
+    def build(start: int, depth: int) -> tuple[str, int]:
+        out, i = "", start
+        while i < len(toc) and toc[i][0] == depth:
+            _, label, href = toc[i]
+            children, i = build(i + 1, depth + 1)
+            out += _li(label, href, children)
+        return out, i
+
+    return build(0, 0)[0]
+
+
+def _nested_ncx(toc: list[tuple[int, str, str]]) -> str:
+    def build(start: int, depth: int) -> tuple[str, int]:
+        out, i = "", start
+        while i < len(toc) and toc[i][0] == depth:
+            _, label, href = toc[i]
+            children, j = build(i + 1, depth + 1)
+            out += (
+                f'<navPoint id="n{i}" playOrder="{i + 1}"><navLabel><text>{label}</text></navLabel>'
+                f'<content src="{href}"/>{children}</navPoint>'
+            )
+            i = j
+        return out, i
+
+    return (
+        '<?xml version="1.0"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
+        f"<navMap>{build(0, 0)[0]}</navMap></ncx>"
+    )
+
+
+def test_numbered_entries_take_parent_title_nav(tmp_path: Path) -> None:
+    book = read_epub(_book(tmp_path, dict(_STORY_DOCS), _nested_nav(_STORY_TOC)))
+    assert [(c.title, c.paragraphs) for c in book.chapters] == _STORY_CHAPTERS
+
+
+def test_numbered_entries_take_parent_title_ncx(tmp_path: Path) -> None:
+    items = [(f"d{i}", href, "application/xhtml+xml", "") for i, href in enumerate(_STORY_DOCS)]
+    items.append(("ncx", "toc.ncx", "application/x-dtbncx+xml", ""))
+    files: dict[str, str | bytes] = {f"OEBPS/{h}": d for h, d in _STORY_DOCS.items()}
+    files["OEBPS/toc.ncx"] = _nested_ncx(_STORY_TOC)
+    spine = [(f"d{i}", True) for i in range(len(_STORY_DOCS))]
+    files["OEBPS/content.opf"] = _opf(items, spine, version="2.0", toc="ncx")
+    book = read_epub(_write(tmp_path / "b.epub", files))
+    assert [(c.title, c.paragraphs) for c in book.chapters] == _STORY_CHAPTERS
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["I", "2", "IV.", "Part 3", "Chapitre II", "Chapter 4", "CHAPTER XIV", "Livre premier", "xlii", "Book One"],
+)
+def test_number_only_labels(label: str) -> None:
+    assert is_number_only(label)
+
+
+@pytest.mark.parametrize(
+    "label", ["Civil", "Mild", "I. The Rabbi and the Diadem", "Chapter 4: Home", "Loomings", "Did", ""]
+)
+def test_named_labels_are_not_number_only(label: str) -> None:
+    assert not is_number_only(label)
+
+
+def test_inspect_json_names_numbered_parts_by_their_story(tmp_path: Path) -> None:
+    """Through the real CLI: what a listener's chapter list shows for a story in numbered parts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    book = _book(tmp_path, dict(_STORY_DOCS), _nested_nav(_STORY_TOC))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBOOK2AUDIO_")}
+    r = subprocess.run(
+        [sys.executable, "-m", "ebook2audio", "inspect", str(book), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+    titles = [c["title"] for c in json.loads(r.stdout)["chapters"]]
+    assert titles == [t for t, _ in _STORY_CHAPTERS]
+    assert titles[1:4] == ["A Story — I", "A Story — II", "A Story — III."]

@@ -22,7 +22,7 @@ from ebook2audio.storage import LocalStorage, S3Storage, Storage, open_storage
 from ebook2audio.storage.s3 import mask_endpoint, open_s3_storage
 from ebook2audio.tasks import synthesize_batch
 from tests.fakes import FakeEngine
-from tests.s3_server import S3Server
+from tests.s3_server import ForwardingProxy, S3Server
 
 
 def s3(server: S3Server, bucket: str, prefix: str = "", **kw: object) -> S3Storage:
@@ -318,52 +318,14 @@ def test_plan_roundtrip_and_done_set_on_s3(s3_server: S3Server, s3_bucket: str) 
     assert done_chunks(st, plan) == {ids[0]}
 
 
-class _RefuseBulkDelete(http.server.BaseHTTPRequestHandler):
-    """A real HTTP proxy in front of the S3 server that answers DeleteObjects like servers that want
-    Content-MD5 do, and forwards every other request unchanged."""
+class _RefuseBulkDelete(ForwardingProxy):
+    """Answers DeleteObjects like servers that want Content-MD5 do, and forwards every other request."""
 
-    upstream = ""
-    protocol_version = "HTTP/1.1"  # answers "Expect: 100-continue" at once
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+    def intercept(self, body: bytes | None) -> bool:
         if self.command == "POST" and "delete" in urllib.parse.urlsplit(self.path).query:
-            payload = (
-                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>MissingContentMD5</Code>'
-                b"<Message>Missing required header for this request: Content-Md5.</Message></Error>"
-            )
-            self.send_response(400)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            return
-        req = urllib.request.Request(self.upstream + self.path, data=body, method=self.command)
-        for k, v in self.headers.items():
-            if k.lower() not in ("host", "content-length", "connection", "expect"):
-                req.add_header(k, v)
-        if body is not None and "Content-Type" not in self.headers:
-            # urllib would say form-urlencoded, and the server would parse the body away as a form.
-            req.add_header("Content-Type", "binary/octet-stream")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, headers, data = resp.status, resp.headers.items(), resp.read()
-        except urllib.error.HTTPError as err:
-            status, headers, data = err.code, err.headers.items(), err.read()
-        self.send_response(status)
-        for k, v in headers:
-            if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
-    def log_message(self, *args: object) -> None:
-        pass
+            self.answer_error(400, "MissingContentMD5", "Missing required header for this request: Content-Md5.")
+            return True
+        return False
 
 
 def test_delete_prefix_falls_back_when_bulk_delete_is_refused(s3_server: S3Server, s3_bucket: str) -> None:

@@ -8,8 +8,6 @@ import contextlib
 import http.server
 import multiprocessing
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +23,7 @@ from ebook2audio.executors.distributed import DistributedExecutor
 from ebook2audio.jobstore import chunk_key, stored_chunk_sizes
 from ebook2audio.model import Batch, BatchResult, Chunk, Metadata, Plan, PlannedChapter, VoiceSpec
 from ebook2audio.storage.s3 import S3Storage, open_s3_storage
-from tests.s3_server import S3Server
+from tests.s3_server import ForwardingProxy, S3Server
 from tests.storage.helpers import DANGEROUS_PREFIXES
 
 
@@ -359,50 +357,17 @@ def test_listed_sizes_are_trusted_and_the_final_done_check_still_reads_headers(
 # -- servers that conflict or do not implement conditional writes ----------------------------------
 
 
-class _Proxy(http.server.BaseHTTPRequestHandler):
-    """A real HTTP proxy in front of the S3 server; ``refuse`` answers some conditional PUTs itself."""
+class _Proxy(ForwardingProxy):
+    """``refuse`` answers some conditional PUTs itself."""
 
-    upstream = ""
     refuse: ClassVar[dict[str, Any]] = {}  # {"status": 409|501, "code": ..., "times": n}; n is counted down
-    protocol_version = "HTTP/1.1"
 
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+    def intercept(self, body: bytes | None) -> bool:
         if self.command == "PUT" and self.headers.get("If-None-Match") == "*" and self.refuse["times"] > 0:
             self.refuse["times"] -= 1
-            payload = f"<Error><Code>{self.refuse['code']}</Code><Message>refused</Message></Error>".encode()
-            self.send_response(self.refuse["status"])
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            return
-        req = urllib.request.Request(self.upstream + self.path, data=body, method=self.command)
-        for k, v in self.headers.items():
-            if k.lower() not in ("host", "content-length", "connection", "expect"):
-                req.add_header(k, v)
-        if body is not None and "Content-Type" not in self.headers:
-            # urllib would say form-urlencoded, and the server would parse the body away as a form.
-            req.add_header("Content-Type", "binary/octet-stream")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, headers, data = resp.status, resp.headers.items(), resp.read()
-        except urllib.error.HTTPError as err:
-            status, headers, data = err.code, err.headers.items(), err.read()
-        self.send_response(status)
-        for k, v in headers:
-            if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
-    def log_message(self, *args: object) -> None:
-        pass
+            self.answer_error(self.refuse["status"], self.refuse["code"], "refused")
+            return True
+        return False
 
 
 @contextlib.contextmanager

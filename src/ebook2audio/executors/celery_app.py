@@ -38,7 +38,7 @@ from ..errors import ConfigError, Ebook2AudioError, TransientError, VoiceError
 from ..jobstore import chunk_key, load_plan, plan_key
 from ..logging_setup import SKIP_TEXT_CONSOLE, log_context, structured_logging_active
 from ..model import Batch, BatchResult, Chunk, ChunkResult, EngineInfo, Plan
-from ..poison import Attempts, BatchGuard, RedisAttempts, load_fallback
+from ..poison import Attempts, BatchGuard, RedisAttempts
 from ..storage.base import Storage
 from ..tasks import synthesize_batch
 from .local import single_thread_env
@@ -303,14 +303,8 @@ class WorkerRuntime:
             raise VoiceError(f"the plan of session {session} names no voice: rerun the coordinator")
         chunks = [entry.chunks[cid] for cid in batch.chunk_ids]
         info, speed = plan.engine, plan.voice.speed
-        with BatchGuard(
-            self.attempts,
-            self.storage,
-            session,
-            batch_id,
-            len(chunks),
-            strict=strict,
-            fallback=lambda: load_fallback(info, speed),
+        with BatchGuard.for_voice(
+            self.attempts, self.storage, session, batch_id, len(chunks), info, speed, strict=strict
         ) as guard:
             engine = self.engine_for(info, speed)
             result = synthesize_halving(self.storage, session, batch_id, chunks, engine, guard)

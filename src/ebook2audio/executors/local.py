@@ -32,7 +32,7 @@ from ..errors import Ebook2AudioError, SynthesisError, UserError
 from ..interrupts import ignore_in_child, raise_soon
 from ..model import Batch, BatchResult, Chunk, Plan
 from ..plan import dispatch_order
-from ..poison import BatchGuard, StorageAttempts, load_fallback, max_batch_deaths
+from ..poison import BatchGuard, StorageAttempts, max_batch_deaths
 from ..storage.local import LocalStorage
 from ..tasks import synthesize_batch
 from .base import OnBatch
@@ -58,14 +58,8 @@ def guarded_batch(
 ) -> BatchResult:
     """``synthesize_batch`` counted by crash-safe markers in the job's storage (see :mod:`..poison`)."""
     info = engine.info
-    with BatchGuard(
-        StorageAttempts(storage),
-        storage,
-        session,
-        batch_id,
-        len(chunks),
-        strict=strict,
-        fallback=lambda: load_fallback(info, speed),
+    with BatchGuard.for_voice(
+        StorageAttempts(storage), storage, session, batch_id, len(chunks), info, speed, strict=strict
     ) as guard:
         return synthesize_batch(storage, session, batch_id, chunks, engine, guard=guard)
 

@@ -83,6 +83,21 @@ _WORD_RE = re.compile(r"[^\W_]+")
 _HOSTILE = "declares XML entities"  # safety.parse_xml's refusal of DTD entities (XXE, billion laughs)
 _BUDGET = "too much markup"  # safety.TagBudget: the whole book has absurdly many tags
 _GUTENBERG_RE = re.compile(r"project\s+gutenberg", re.IGNORECASE)
+_ROMAN = r"(?=[mdclxvi])m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|first|second|third|last|"
+    "un|une|premier|première|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|dernier|dernière|"
+    "eins|zwei|drei|vier|fünf|erste|erster|zweite|zweiter|dritte|dritter|"
+    "uno|dos|tres|primero|primera|segundo|segunda|due|tre|primo|prima"
+)
+_SECTION_WORDS = (
+    "part|chapter|book|section|volume|act|scene|canto|partie|chapitre|livre|tome|acte|scène|"
+    "teil|kapitel|buch|band|parte|capítulo|capitulo|libro|capitolo|tomo"
+)
+# A TOC label that is only a number: "I", "2", "IV.", "Part 3", "Chapitre II", "Chapter Four"
+_NUMBER_ONLY_RE = re.compile(
+    rf"^\s*(?:(?:{_SECTION_WORDS})\s+)?(?:\d{{1,4}}|{_ROMAN}|{_NUMBER_WORDS})\s*[.:)]?\s*$", re.IGNORECASE
+)
 
 COVER_PAGE_MAX_TEXT = 64  # a "cover page" with more text than this is not an image wrapper
 TITLE_SEPARATOR = " — "
@@ -844,6 +859,14 @@ def _disambiguate(titled: list[tuple[str, int]], entries: list[_Entry]) -> list[
             parent = entries[parent].parent
         return parent
 
+    def full_label(entry: int, seen: frozenset[int] = frozenset()) -> str:
+        """The entry's label, after its parent's full label when the label is only a number."""
+        label = entries[entry].label
+        parent = labelled_parent(entry)
+        if parent < 0 or parent in seen or not is_number_only(label):
+            return label
+        return f"{full_label(parent, seen | {entry})}{TITLE_SEPARATOR}{label}"
+
     counts: dict[str, int] = {}
     for title, _ in titled:
         counts[_key(title)] = counts.get(_key(title), 0) + 1
@@ -851,10 +874,18 @@ def _disambiguate(titled: list[tuple[str, int]], entries: list[_Entry]) -> list[
     out: list[str] = []
     for title, entry in titled:
         parent = labelled_parent(entry)
-        if parent in groups and _key(entries[parent].label) not in _key(title):
-            title = f"{entries[parent].label}{TITLE_SEPARATOR}{title}"
+        if parent >= 0 and (
+            is_number_only(title) or (parent in groups and _key(entries[parent].label) not in _key(title))
+        ):
+            title = f"{full_label(parent)}{TITLE_SEPARATOR}{title}"
         out.append(title)
     return out
+
+
+def is_number_only(label: str) -> bool:
+    """True for a title that says only which one it is ("I", "2", "IV.", "Part 3", "Chapitre II"):
+    a listener needs the title of what it is a part of."""
+    return bool(_NUMBER_ONLY_RE.match(label))
 
 
 # ----------------------------------------------------------------------------------------------------
