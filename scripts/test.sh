@@ -12,13 +12,15 @@ fi
 .venv/bin/python -m pip install -q -e ".[test,distributed]"
 # Debian packages, each only when missing: redis-server (distributed tests), ffmpeg (the audio
 # tests run against the bundled ffmpeg and against this one, which ebook2audio must work with too),
-# rsyslog and prometheus (a real syslog receiver and a real Prometheus for the monitoring tests).
+# rsyslog and prometheus (a real syslog receiver and a real Prometheus for the monitoring tests),
+# strace (the benchmarks count the coordinator's storage bytes with it; their smoke tests use it).
 # Their services are not started here (policy-rc.d): the tests start their own instances on loopback.
 MISSING=()
 command -v redis-server >/dev/null 2>&1 || MISSING+=(redis-server)
 command -v ffmpeg >/dev/null 2>&1 || MISSING+=(ffmpeg)
 { command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ]; } || MISSING+=(rsyslog)
 command -v prometheus >/dev/null 2>&1 || MISSING+=(prometheus)
+command -v strace >/dev/null 2>&1 || MISSING+=(strace)
 if [ "${#MISSING[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
