@@ -59,8 +59,16 @@ class LocalStorage:
 
     def _write_temp(self, path: Path, data: bytes) -> str:
         """A new temp file beside ``path`` holding ``data``, fsynced, with the umask's mode (not 0600)."""
-        path.parent.mkdir(parents=True, exist_ok=True)  # mkdir applies the umask itself: 0755/0775
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        for attempt in range(20):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)  # mkdir applies the umask: 0755/0775
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                break
+            except (FileNotFoundError, FileExistsError):
+                # ``delete`` of a folder's last key (another process) pruned the folder while we made
+                # it or before our mkstemp: make it again.
+                if attempt == 19:
+                    raise
         try:
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), self.file_mode)  # mkstemp makes 0600 whatever the umask
