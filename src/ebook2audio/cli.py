@@ -68,6 +68,21 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "--strict", action="store_const", const=True,
         help="stop (exit 2, work kept) on a sentence that crashes the voice instead of replacing it",
     )  # fmt: skip
+    p.add_argument(
+        "--loudness", type=float, metavar="LUFS",
+        help="mastering: every sentence and the book at this integrated loudness (default -19)",
+    )  # fmt: skip
+    p.add_argument(
+        "--true-peak", type=float, metavar="DBTP", help="mastering: true-peak ceiling (default -3)"
+    )
+    p.add_argument(
+        "--no-master", dest="master", action="store_const", const=False,
+        help="store the voice's audio as it is (no loudness levelling, no peak limiting)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lexicon", type=Path, metavar="FILE",
+        help="pronunciation lexicon (TOML) of this book, over the user's ~/.config/ebook2audio/lexicon.toml",
+    )  # fmt: skip
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
 
 
