@@ -65,7 +65,7 @@ def test_true_peak_estimate_sees_intersample_peaks() -> None:
     n = np.arange(4000)
     x = 0.5 * np.sin(2 * math.pi * n / 4 + math.pi / 4)
     assert np.max(np.abs(x)) == pytest.approx(0.5 * math.sqrt(0.5))
-    assert true_peak_db(x) == pytest.approx(20 * math.log10(0.5), abs=0.1)
+    assert 0 <= true_peak_db(x) - 20 * math.log10(0.5) <= 0.2  # found, never under (a little over)
 
 
 def test_mastered_book_meets_target_and_ceiling(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ RELATIVE_GATE = -10.0
 BLOCK_S = 0.4
 STEP_S = 0.1
 OVERSAMPLE = 4
+TAPS = 16  # input samples per output value of the interpolator
 ATTACK_S = 0.005  # the limiter's look-ahead (and its ramp down and up)
 HOLD_S = 0.020
 LIMIT_PASSES = 4  # measure-and-correct rounds when the limiter took loudness away
@@ -71,11 +72,28 @@ def k_weighting(rate: int) -> tuple[np.ndarray, np.ndarray]:
     return np.convolve(pb, rb), np.convolve(pa, ra)
 
 
+def _fast_len(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: a length the FFT handles fast, never twice n."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def _k_filter(x: np.ndarray, rate: int) -> np.ndarray:
     b, a = k_weighting(rate)
     n = len(x) + max(64, rate // 4)  # the IIR's tail (< 250 ms to far below -100 dB) fits in the padding
-    nfft = 1 << (n - 1).bit_length()
-    h = np.fft.rfft(b, nfft) / np.fft.rfft(a, nfft)
+    nfft = _fast_len(n)
+    z = np.exp(-2j * math.pi * np.arange(nfft // 2 + 1) / nfft)
+    h = np.polyval(b[::-1], z) / np.polyval(a[::-1], z)  # the filter's exact response at the bins
     return np.fft.irfft(np.fft.rfft(x, nfft) * h, nfft)[: len(x)]
 
 
@@ -83,7 +101,11 @@ def block_loudness(x: np.ndarray, rate: int) -> np.ndarray:
     """Loudness (LUFS) of each 400 ms block, 75 % overlap; one block over the whole of a shorter signal."""
     if len(x) == 0:
         return np.zeros(0)
-    y = _k_filter(np.asarray(x, dtype=np.float64), rate)
+    return _blocks(_k_filter(np.asarray(x, dtype=np.float64), rate), rate)
+
+
+def _blocks(y: np.ndarray, rate: int) -> np.ndarray:
+    """``block_loudness`` of an already K-weighted signal."""
     block = round(BLOCK_S * rate)
     step = round(STEP_S * rate)
     sq = np.concatenate(([0.0], np.cumsum(y * y)))
@@ -114,13 +136,23 @@ def integrated_loudness(x: np.ndarray, rate: int) -> float:
     return _gated(block_loudness(x, rate))
 
 
+def _interpolator() -> np.ndarray:
+    """The 4x interpolation filter as (phase, tap): a Kaiser-windowed sinc, TAPS input samples per phase."""
+    k = np.arange(OVERSAMPLE * TAPS) - (OVERSAMPLE * TAPS) / 2
+    h = np.sinc(k / OVERSAMPLE) * np.kaiser(OVERSAMPLE * TAPS, 8.0)
+    phases = h.reshape(TAPS, OVERSAMPLE).T  # phases[p][j] = h[j * OVERSAMPLE + p]
+    return phases / phases.sum(axis=1, keepdims=True)  # each phase passes DC at unity
+
+
 def _oversampled(x: np.ndarray) -> np.ndarray:
-    n = len(x) + 64  # zeros on both sides of a finite signal: no wrap-around between its ends
-    nfft = 1 << (n - 1).bit_length()
-    spec = np.fft.rfft(x, nfft)
-    up = np.zeros(nfft * OVERSAMPLE // 2 + 1, dtype=complex)
-    up[: len(spec)] = spec
-    return np.fft.irfft(up, nfft * OVERSAMPLE)[: len(x) * OVERSAMPLE] * OVERSAMPLE
+    """``x`` at 4x its rate (polyphase FIR, as BS.1770-4 Annex 2 does): values between the samples."""
+    phases = _interpolator()
+    out = np.empty((len(x), OVERSAMPLE))
+    out[:, 0] = x  # the sinc's phase 0 is the sample itself
+    for p in range(1, OVERSAMPLE):
+        full = np.convolve(x, phases[p])
+        out[:, p] = full[TAPS // 2 : TAPS // 2 + len(x)]
+    return out.ravel()
 
 
 def true_peak_db(x: np.ndarray) -> float:
@@ -141,24 +173,32 @@ def measure(x: np.ndarray, rate: int) -> ChunkLevel:
     return ChunkLevel(integrated_loudness(x, rate), true_peak_db(x))
 
 
-def _limiter_gain(x: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
-    """A smooth gain (<= 1) per sample that keeps the oversampled peaks of ``x * gain`` under ``ceiling``.
+def _peak_envelope(x: np.ndarray) -> np.ndarray:
+    """Per sample, the largest magnitude of the signal from it to the next sample (4x oversampled)."""
+    env = np.abs(_oversampled(x)).reshape(len(x), OVERSAMPLE).max(axis=1)
+    return np.maximum(env, np.abs(x))
 
-    The gain each sample needs (from the 4 oversampled points after it) is held as a running minimum
-    over ``HOLD_S`` and smoothed twice by a box of ``ATTACK_S``: every smoothed value averages
-    minima that each include the sample's own need, so the result never exceeds it.
+
+def _smooth_gain(need: np.ndarray, rate: int) -> np.ndarray:
+    """A smooth gain never above ``need`` (the gain each sample needs, <= 1).
+
+    ``need`` is held as a running minimum over ``HOLD_S`` and smoothed twice by a box of
+    ``ATTACK_S``: every smoothed value averages minima that each include the sample's own need, so
+    the result never exceeds it; it ramps down before a peak (look-ahead) and back up after it.
     """
-    n = len(x)
-    env = np.abs(_oversampled(x)).reshape(n, OVERSAMPLE).max(axis=1)
-    env = np.maximum(env, np.abs(x))
-    need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
+    n = len(need)
     w = max(1, round(ATTACK_S * rate))
     hold = 2 * w - 1 + max(0, round(HOLD_S * rate))
     padded = np.concatenate((np.ones(hold - 1), need, np.ones(2 * w)))
     held = _running_min(padded, hold)  # held[i] = min(padded[i : i + hold]): a trailing min of need
-    box = np.ones(w) / w
-    smooth = np.convolve(np.convolve(held, box, mode="valid"), box, mode="valid")
+    smooth = _box(_box(held, w), w)
     return np.minimum(smooth[:n], 1.0)
+
+
+def _box(a: np.ndarray, w: int) -> np.ndarray:
+    """Means of ``a`` over every full window of ``w`` (O(n))."""
+    c = np.concatenate(([0.0], np.cumsum(a)))
+    return (c[w:] - c[:-w]) / w
 
 
 def _running_min(a: np.ndarray, w: int) -> np.ndarray:
@@ -176,34 +216,36 @@ def master_pcm(x: np.ndarray, rate: int, settings: Mastering) -> np.ndarray:
     """``x`` (floats, full scale 1.0) at ``settings.loudness`` with true peaks under the ceiling
     (less LIMITER_HEADROOM_DB). Silence (nothing above the absolute gate) is returned unchanged.
 
-    Limiting takes some loudness away with the peaks: the chunk is measured again and the gain
-    corrected (up to LIMIT_PASSES times), so a limited sentence is as loud as the others.
+    Limiting takes some loudness away with the peaks: the gain is corrected by secant steps (up to
+    LIMIT_PASSES) so a limited sentence is as loud as the others. The K-weighting and the
+    oversampling are computed once: the limiter's gain varies slowly, so the limited signal's
+    weighted form and peaks are those of ``x`` times that gain (the last peaks are measured exactly).
     """
     x = np.asarray(x, dtype=np.float64)
-    loud = integrated_loudness(x, rate)
+    if len(x) == 0:
+        return x
+    weighted = _k_filter(x, rate)
+    loud = _gated(_blocks(weighted, rate))
     if not math.isfinite(loud):
         return x
     gain_db = min(settings.loudness - loud, MAX_GAIN_DB)
     ceiling = 10 ** ((settings.true_peak - LIMITER_HEADROOM_DB) / 20)
-    y = x * 10 ** (gain_db / 20)
-    if true_peak_db(y) <= 20 * math.log10(ceiling):
-        return y
-    # Secant steps on (gain -> loudness after limiting): each dB of gain adds less than a dB of loudness.
+    env = _peak_envelope(x)
+    if 10 ** (gain_db / 20) * float(env.max()) <= ceiling:
+        return x * 10 ** (gain_db / 20)
     last: tuple[float, float] | None = None
     for _ in range(LIMIT_PASSES):
-        y = _limit(x * 10 ** (gain_db / 20), ceiling, rate)
-        got = integrated_loudness(y, rate)
+        level = 10 ** (gain_db / 20)
+        gain = level * _smooth_gain(np.minimum(1.0, ceiling / np.maximum(level * env, 1e-12)), rate)
+        got = _gated(_blocks(weighted * gain, rate))
         short = settings.loudness - got
         if abs(short) < LOUDNESS_TOLERANCE or (short > 0 and gain_db >= MAX_GAIN_DB):
             break
+        # Secant steps on (gain -> loudness after limiting): each dB of gain adds less than a dB.
         slope = 1.0 if last is None or got == last[1] else (gain_db - last[0]) / (got - last[1])
         last = (gain_db, got)
         gain_db = min(gain_db + short * min(max(slope, 1.0), 4.0), MAX_GAIN_DB)
-    return y
-
-
-def _limit(y: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
-    y = y * _limiter_gain(y, ceiling, rate)
+    y = x * gain
     peak = 10 ** (true_peak_db(y) / 20)
     if peak > ceiling:  # the gain's own slow modulation moved a peak: a final static trim
         y = y * (ceiling / peak)
