@@ -102,19 +102,29 @@ class Worker:
 class Cluster:
     """Workers (one process each, concurrency 1) sharing ``storage`` through Redis ``redis``."""
 
-    def __init__(self, redis: Redis, storage: Path, logdir: Path) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        storage: Path,
+        logdir: Path,
+        storage_args: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.redis = redis
         self.storage = storage
         self.logdir = logdir
+        # how the workers reach the shared storage (default: the local directory ``storage``)
+        self.storage_args = list(storage_args or ["--storage-type", "local", "--storage-path", str(storage)])
+        self.env = dict(env or {})  # extra environment of every worker (e.g. the S3 endpoint)
         self.workers: list[Worker] = []
 
     def start(self, ms_per_char: Sequence[float], extra_env: Mapping[str, str] | None = None) -> None:
         for ms in ms_per_char:
             name = f"w{len(self.workers) + 1}"
             log = self.logdir / f"{name}.log"
-            env = c.bench_env(EBOOK2AUDIO_SIM_MS_PER_CHAR=f"{ms:g}", **(extra_env or {}))
-            cmd = [*c.CLI, "worker", "--redis-url", self.redis.url, "--storage-type", "local"]
-            cmd += ["--storage-path", str(self.storage), "--concurrency", "1", "--hostname", f"{name}@bench"]
+            env = c.bench_env(**{"EBOOK2AUDIO_SIM_MS_PER_CHAR": f"{ms:g}", **self.env, **(extra_env or {})})
+            cmd = [*c.CLI, "worker", "--redis-url", self.redis.url, *self.storage_args]
+            cmd += ["--concurrency", "1", "--hostname", f"{name}@bench"]
             fh = log.open("wb")
             proc = subprocess.Popen(
                 cmd,
@@ -126,6 +136,19 @@ class Cluster:
             )
             fh.close()
             self.workers.append(Worker(name, proc, log, ms))
+
+    def pids(self) -> list[int]:
+        """The worker processes: each main process and its pool children."""
+        import psutil
+
+        out = []
+        for w in self.workers:
+            try:
+                root = psutil.Process(w.proc.pid)
+                out += [root.pid, *(p.pid for p in root.children(recursive=True))]
+            except psutil.Error:
+                continue
+        return out
 
     def cpu_seconds(self) -> float:
         """CPU seconds used so far by the workers (with their pool processes) and redis-server."""
@@ -142,6 +165,15 @@ class Cluster:
             except psutil.Error:
                 continue
         return total
+
+    def redis_cpu_seconds(self) -> float:
+        import psutil
+
+        try:
+            t = psutil.Process(self.redis.proc.pid).cpu_times()
+        except psutil.Error:
+            return 0.0
+        return t.user + t.system
 
     def wait_ready(self, timeout: float = 180) -> float:
         """Wait until every worker answers a Celery ping; the seconds it took."""
@@ -195,6 +227,8 @@ class CoordinatorRun:
     peaks: dict[str, int] = field(default_factory=dict)
     others: float = 0.0  # cores used by processes outside the coordinator and the cluster
     cluster_cpu: float = 0.0  # CPU seconds of the workers and Redis during the run
+    redis_cpu: float = 0.0  # CPU seconds of redis-server during the run (part of cluster_cpu)
+    own_cpu: float = 0.0  # CPU seconds of the coordinator's own process (its Python), sampled; rest: ffmpeg
 
     def mark(self, needle: str) -> float | None:
         """When the first stderr line containing ``needle`` came (seconds since start)."""
@@ -216,17 +250,20 @@ def run_coordinator(
     timeout: float = 7200,
     cluster: Cluster | None = None,
     prefix: Sequence[str] = (),
+    storage_args: Sequence[str] | None = None,
 ) -> CoordinatorRun:
     """``ebook2audio convert BOOK --distributed ...`` (after ``prefix``, e.g. GNU time), timed, each
     stderr line time-stamped."""
     import resource
 
     cmd = [*prefix, *c.CLI, "convert", str(book), "--distributed", "--num-workers", str(workers)]
-    cmd += ["--redis-url", redis_url, "--storage-type", "local", "--storage-path", str(storage)]
+    cmd += ["--redis-url", redis_url]
+    cmd += storage_args if storage_args is not None else ["--storage-type", "local", "--storage-path", str(storage)]
     cmd += ["-o", str(out), "--engine", "sim", "-q", *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0 = c.busy_seconds()
     cluster0 = cluster.cpu_seconds() if cluster is not None else 0.0
+    redis0 = cluster.redis_cpu_seconds() if cluster is not None else 0.0
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
@@ -245,15 +282,34 @@ def run_coordinator(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    own = [0.0]
+    stop_own = threading.Event()
+
+    def sample_own() -> None:  # the coordinator's own user + system time (not its children's)
+        import psutil
+
+        try:
+            me = psutil.Process(proc.pid)
+            while not stop_own.is_set():
+                t = me.cpu_times()
+                own[0] = max(own[0], t.user + t.system)
+                stop_own.wait(0.05)
+        except psutil.Error:
+            pass
+
+    owner = threading.Thread(target=sample_own, daemon=True)
+    owner.start()
     sampler = c.TreeSampler(proc.pid, classify).start() if classify is not None else None
     try:
         code = proc.wait(timeout)
     finally:
+        stop_own.set()
         if sampler is not None:
             sampler.stop()
     wall = time.perf_counter() - t0
     busy = c.busy_seconds() - busy0
     cluster_cpu = (cluster.cpu_seconds() - cluster0) if cluster is not None else 0.0
+    redis_cpu = (cluster.redis_cpu_seconds() - redis0) if cluster is not None else 0.0
     reader.join(10)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -267,4 +323,6 @@ def run_coordinator(
         peaks=sampler.peak_by_role() if sampler is not None else {},
         others=max(0.0, busy - cpu - cluster_cpu) / wall,
         cluster_cpu=cluster_cpu,
+        own_cpu=own[0],
+        redis_cpu=redis_cpu,
     )
