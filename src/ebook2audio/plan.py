@@ -62,10 +62,12 @@ def make_plan(
     if opts.master is not None:  # mastered and unmastered audio never share an id
         voice_key += f"|{opts.master.key()}"
     respelled = 0
+    # Phoneme entries ([[ ... ]]) only for Piper, whose phonemizer reads them.
+    lexicon = opts.lexicon if info.engine == "piper" else opts.lexicon.without_phonemes()
 
     def rewrite(text: str) -> str:
         nonlocal respelled
-        out, n = opts.lexicon.apply(text)
+        out, n = lexicon.apply(text)
         respelled += n
         return out
     seen: Counter[str] = Counter()
@@ -90,7 +92,7 @@ def make_plan(
 
     def add_text(chapter: int, text: str, last_pause: int, out: list[Chunk]) -> None:
         """Each sentence of ``text`` as chunks; the last one gets ``last_pause``, the others a sentence pause."""
-        segs = segment_paragraph(text, language, info.max_chars, rewrite if opts.lexicon else None)
+        segs = segment_paragraph(text, language, info.max_chars, rewrite if lexicon else None)
         for j, seg in enumerate(segs):
             add(
                 chapter,

@@ -10,7 +10,9 @@ A lexicon is a TOML file with two tables (docs/mastering.md has examples)::
 Keys are matched as whole words (not inside a longer word: no letter, digit or underscore just
 before or after them; "Hermione's" holds "Hermione") and may hold several words ("New York").
 Where two keys could match at one place the longer one wins, and an exact-case entry wins over an
-any-case one of the same length. The respelling is inserted as it is written. Matching is on the
+any-case one of the same length. The respelling is inserted as it is written; one written
+``[[ ... ]]`` is phonemes (IPA as espeak-ng writes it), which Piper reads as they are: such entries
+are used with Piper voices only (the other engines skip them). Matching is on the
 text *after* normalisation (numbers and abbreviations already spelled out), in one pass: a
 respelling is never matched again. The user's lexicon (``$XDG_CONFIG_HOME/ebook2audio/lexicon.toml``)
 is read first, a book's (``--lexicon FILE``) second: its entries replace the user's of the same key.
@@ -44,6 +46,13 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self.exact) + len(self.any_case)
 
+    def without_phonemes(self) -> Lexicon:
+        """The entries whose respelling is not phonemes (``[[ ... ]]``, which only Piper reads)."""
+        return Lexicon(
+            exact=tuple(e for e in self.exact if not _phonemes(e[1])),
+            any_case=tuple(e for e in self.any_case if not _phonemes(e[1])),
+        )
+
     def key(self) -> str:
         """A digest of the entries (part of the output's fingerprint)."""
         data = json.dumps([sorted(self.exact), sorted(self.any_case)], ensure_ascii=False)
@@ -72,6 +81,11 @@ class Lexicon:
         alts.sort(key=lambda a: (-a[0], -a[1]))
         pattern = re.compile(r"(?<!\w)(?:" + "|".join(a[2] for a in alts) + r")(?!\w)")
         return pattern, dict(self.exact), {w.casefold(): r for w, r in self.any_case}
+
+
+def _phonemes(respelling: str) -> bool:
+    text = respelling.strip()
+    return text.startswith("[[") and text.endswith("]]")
 
 
 def user_lexicon_path(env: Mapping[str, str] | None = None) -> Path:
