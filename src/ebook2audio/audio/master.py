@@ -144,22 +144,11 @@ def _interpolator() -> np.ndarray:
     return phases / phases.sum(axis=1, keepdims=True)  # each phase passes DC at unity
 
 
-def _oversampled(x: np.ndarray) -> np.ndarray:
-    """``x`` at 4x its rate (polyphase FIR, as BS.1770-4 Annex 2 does): values between the samples."""
-    phases = _interpolator()
-    out = np.empty((len(x), OVERSAMPLE))
-    out[:, 0] = x  # the sinc's phase 0 is the sample itself
-    for p in range(1, OVERSAMPLE):
-        full = np.convolve(x, phases[p])
-        out[:, p] = full[TAPS // 2 : TAPS // 2 + len(x)]
-    return out.ravel()
-
-
 def true_peak_db(x: np.ndarray) -> float:
     """True peak (dBTP) of ``x`` by 4x band-limited oversampling; -inf for silence."""
     if len(x) == 0:
         return -math.inf
-    peak = float(np.max(np.abs(_oversampled(np.asarray(x, dtype=np.float64)))))
+    peak = float(np.max(_peak_envelope(np.asarray(x, dtype=np.float64))))
     return 20 * math.log10(peak) if peak > 0 else -math.inf
 
 
@@ -175,24 +164,33 @@ def measure(x: np.ndarray, rate: int) -> ChunkLevel:
 
 def _peak_envelope(x: np.ndarray) -> np.ndarray:
     """Per sample, the largest magnitude of the signal from it to the next sample (4x oversampled)."""
-    env = np.abs(_oversampled(x)).reshape(len(x), OVERSAMPLE).max(axis=1)
-    return np.maximum(env, np.abs(x))
+    env = np.abs(x)
+    phases = _interpolator()
+    for p in range(1, OVERSAMPLE):
+        np.maximum(env, np.abs(np.convolve(x, phases[p])[TAPS // 2 : TAPS // 2 + len(x)]), out=env)
+    return env
 
 
-def _smooth_gain(need: np.ndarray, rate: int) -> np.ndarray:
-    """A smooth gain never above ``need`` (the gain each sample needs, <= 1).
-
-    ``need`` is held as a running minimum over ``HOLD_S`` and smoothed twice by a box of
-    ``ATTACK_S``: every smoothed value averages minima that each include the sample's own need, so
-    the result never exceeds it; it ramps down before a peak (look-ahead) and back up after it.
-    """
-    n = len(need)
+def _held_peaks(env: np.ndarray, rate: int) -> np.ndarray:
+    """The running maximum of ``env`` over the limiter's hold window, padded for ``_smooth_gain``."""
     w = max(1, round(ATTACK_S * rate))
     hold = 2 * w - 1 + max(0, round(HOLD_S * rate))
-    padded = np.concatenate((np.ones(hold - 1), need, np.ones(2 * w)))
-    held = _running_min(padded, hold)  # held[i] = min(padded[i : i + hold]): a trailing min of need
-    smooth = _box(_box(held, w), w)
-    return np.minimum(smooth[:n], 1.0)
+    padded = np.concatenate((np.zeros(hold - 1), env, np.zeros(2 * w)))
+    return -_running_min(-padded, hold)  # held[i] = max(padded[i : i + hold]): a trailing max
+
+
+def _smooth_gain(held: np.ndarray, level: float, ceiling: float, rate: int, n: int) -> np.ndarray:
+    """A smooth gain that keeps ``level * gain * env`` under ``ceiling`` at every sample (``held``:
+    ``_held_peaks(env)``).
+
+    The gain each sample needs, held as a running minimum over ``HOLD_S`` (the need falls as the
+    peak rises: the minimum of the need is the need of the held maximum), is smoothed twice by a
+    box of ``ATTACK_S``: every smoothed value averages minima that each include the sample's own
+    need, so the result never exceeds it; it ramps down before a peak (look-ahead) and back up after.
+    """
+    w = max(1, round(ATTACK_S * rate))
+    need = np.minimum(1.0, ceiling / np.maximum(level * held, 1e-12))
+    return np.minimum(_box(_box(need, w), w)[:n], 1.0)
 
 
 def _box(a: np.ndarray, w: int) -> np.ndarray:
@@ -233,10 +231,11 @@ def master_pcm(x: np.ndarray, rate: int, settings: Mastering) -> np.ndarray:
     env = _peak_envelope(x)
     if 10 ** (gain_db / 20) * float(env.max()) <= ceiling:
         return x * 10 ** (gain_db / 20)
+    held = _held_peaks(env, rate)
     last: tuple[float, float] | None = None
     for _ in range(LIMIT_PASSES):
         level = 10 ** (gain_db / 20)
-        gain = level * _smooth_gain(np.minimum(1.0, ceiling / np.maximum(level * env, 1e-12)), rate)
+        gain = level * _smooth_gain(held, level, ceiling, rate, len(x))
         got = _gated(_blocks(weighted * gain, rate))
         short = settings.loudness - got
         if abs(short) < LOUDNESS_TOLERANCE or (short > 0 and gain_db >= MAX_GAIN_DB):
