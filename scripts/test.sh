@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes .venv, installs the package with its test extras,
-# installs redis-server and ffmpeg (Debian packages) when they are missing, then runs ruff and pytest.
+# installs redis-server, ffmpeg, rsyslog and prometheus (Debian packages) when missing, then runs ruff and pytest.
 # Extra arguments go to pytest, e.g.  scripts/test.sh -m "not slow"   for the quick subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,16 +10,29 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,distributed]"
-# Debian packages, each only when missing: redis-server (distributed tests) and ffmpeg (the audio
-# tests run against the bundled ffmpeg and against this one, which ebook2audio must work with too).
+# Debian packages, each only when missing: redis-server (distributed tests), ffmpeg (the audio
+# tests run against the bundled ffmpeg and against this one, which ebook2audio must work with too),
+# rsyslog and prometheus (a real syslog receiver and a real Prometheus for the monitoring tests),
+# strace (the benchmarks count the coordinator's storage bytes with it; their smoke tests use it).
+# Their services are not started here (policy-rc.d): the tests start their own instances on loopback.
 MISSING=()
 command -v redis-server >/dev/null 2>&1 || MISSING+=(redis-server)
 command -v ffmpeg >/dev/null 2>&1 || MISSING+=(ffmpeg)
+{ command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ]; } || MISSING+=(rsyslog)
+command -v prometheus >/dev/null 2>&1 || MISSING+=(prometheus)
+command -v strace >/dev/null 2>&1 || MISSING+=(strace)
 if [ "${#MISSING[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
+  POLICY=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    POLICY=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
+  [ -z "$POLICY" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 .venv/bin/ruff check src tests bench app.py
 exec .venv/bin/python -m pytest "$@"

@@ -14,6 +14,15 @@ from typing import Any
 
 from . import __version__
 from .errors import AssemblyError, Ebook2AudioError, UserError
+from .logging_setup import (
+    SKIP_TEXT_CONSOLE,
+    collect_secrets,
+    configure_logging,
+    json_console,
+    log_options,
+    structured_logging_active,
+)
+from .metrics import add_metrics_flags, metrics_options, serve_metrics
 
 log = logging.getLogger("ebook2audio")
 
@@ -93,7 +102,20 @@ def _common_flags() -> argparse.ArgumentParser:
     common.add_argument(
         "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
+    _log_flags(common, default=argparse.SUPPRESS)
     return common
+
+
+def _log_flags(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument(
+        "--log-format", choices=["text", "json"], default=default,
+        help="text (default) or json: one JSON object per line on stderr (EBOOK2AUDIO_LOG_FORMAT)",
+    )  # fmt: skip
+    p.add_argument(
+        "--log-syslog", metavar="ADDRESS", default=default,
+        help="also send each event as RFC 5424 syslog to a unix socket path, udp://host:514 or "
+        "tcp://host:601 (EBOOK2AUDIO_LOG_SYSLOG)",
+    )  # fmt: skip
 
 
 class _SubParser(argparse.ArgumentParser):
@@ -113,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar, only errors and the summary"
     )
+    _log_flags(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
 
     conv = sub.add_parser("convert", help="convert a book to an audiobook (rerun the same command to resume)")
@@ -121,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _convert_flags(conv)
     _distributed_flags(conv)
+    add_metrics_flags(conv)
 
     insp = sub.add_parser("inspect", help="show metadata and chapters with word counts (no synthesis)")
     insp.add_argument("book", type=Path)
@@ -168,15 +192,15 @@ def _add_distributed_commands(sub: Any) -> None:
     add_commands(sub)
 
 
-def _setup_logging(debug: bool, quiet: bool) -> None:
-    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("ebook2audio").setLevel(level)
-    logging.getLogger("pypdf").setLevel(logging.DEBUG if debug else logging.ERROR)
+def _setup_logging(args: argparse.Namespace, debug: bool) -> None:
+    """Text, JSON lines and/or syslog (logging_setup); ConfigError on a bad format or address."""
+    role = args.command or "cli"
+    if role == "convert" and getattr(args, "distributed", False):
+        role = "coordinator"
+    opts = log_options(
+        args.log_format, args.log_syslog, os.environ, debug=debug, quiet=args.quiet, role=role
+    )
+    configure_logging(opts, collect_secrets(os.environ, [getattr(args, "redis_url", None)]))
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -201,21 +225,26 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .pipeline import convert
-    from .progress import RichReporter
+    from .progress import make_reporter
 
+    port, address, linger = metrics_options(
+        args.metrics_port, args.metrics_address, args.metrics_linger, os.environ
+    )
     if getattr(args, "distributed", False):
         from .distributed_cli import run_coordinator
 
-        return run_coordinator(args)
+        with serve_metrics(port, address, linger) as metrics:
+            return run_coordinator(args, metrics)
     settings = load_settings(_flags(args), config_file=args.config)
     _check_book(args.book)
     _check_output_dir(Path(settings.output_dir))
-    reporter = RichReporter(show_bar=not args.quiet)
-    try:
-        result = convert(args.book, settings, reporter)
-    finally:
-        reporter.synthesis_finished()  # stops the progress bar, whatever happened
-    _summary(reporter, result)
+    with serve_metrics(port, address, linger) as metrics:
+        reporter = make_reporter(quiet=args.quiet, metrics=metrics)
+        try:
+            result = convert(args.book, settings, reporter)
+        finally:
+            reporter.synthesis_finished()  # stops the progress bar, whatever happened
+        _summary(reporter, result)
     return 0
 
 
@@ -348,11 +377,23 @@ def _exit_code(exc: Ebook2AudioError) -> int:
     return exc.exit_code
 
 
+def _error(text: str) -> None:
+    """The one-line error on stderr; as a JSON line with --log-format json, and to syslog too."""
+    if structured_logging_active():
+        log.error("%s", text, extra={"event": "error", SKIP_TEXT_CONSOLE: True})
+    if not json_console():
+        print(text, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("EBOOK2AUDIO_DEBUG", "") not in ("", "0")
-    _setup_logging(debug, args.quiet)
+    try:
+        _setup_logging(args, debug)
+    except Ebook2AudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -363,22 +404,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Ebook2AudioError as exc:
         if debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"error: {exc}")
         return _exit_code(exc)
     except KeyboardInterrupt as exc:  # Interrupted (SIGINT/SIGTERM) from convert, or Ctrl-C elsewhere
         from .interrupts import Interrupted
 
         interrupted = exc if isinstance(exc, Interrupted) else Interrupted()
-        print(interrupted.message(), file=sys.stderr)
+        _error(interrupted.message())
         return interrupted.exit_code
     except BrokenPipeError:
         return 1
     except Exception as exc:  # an unexpected bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        print(
-            f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr
-        )
+        _error(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)")
         return 1
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from .distributed_config import check_shared_directory, load_distributed_settings, open_shared_storage
 from .errors import UserError
+from .metrics import NO_METRICS, Metrics
 
 
 def _env_distributed() -> bool:
@@ -109,12 +110,18 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_worker_command(args: argparse.Namespace) -> int:
     from .executors.celery_app import run_worker
+    from .logging_setup import json_console, structured_logging_active
 
     ds = load_distributed_settings(_flags(args))
-    return run_worker(ds, loglevel="DEBUG" if getattr(args, "debug", False) else "INFO")
+    return run_worker(
+        ds,
+        loglevel="DEBUG" if getattr(args, "debug", False) else "INFO",
+        keep_logging=structured_logging_active(),  # JSON lines / syslog: Celery keeps our handlers
+        banner=not json_console(),
+    )
 
 
-def run_coordinator(args: argparse.Namespace) -> int:
+def run_coordinator(args: argparse.Namespace, metrics: Metrics = NO_METRICS) -> int:
     """``convert --distributed``: the embedded pipeline with shared storage and Celery workers."""
     from .config import load_settings
     from .executors.celery_app import make_celery_app
@@ -128,7 +135,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     from .executors.session_lock import RedisLocks
     from .job import check_session_id
     from .pipeline import book_session_id, convert
-    from .progress import RichReporter
+    from .progress import make_reporter
 
     flags = _flags(args)
     settings = load_settings(flags, config_file=getattr(args, "config", None))
@@ -143,7 +150,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     check_redis(ds)
     check_shared_directory(ds, create=ds.storage_type == "local")
     storage = open_shared_storage(ds)
-    reporter = RichReporter(show_bar=not getattr(args, "quiet", False))
+    reporter = make_reporter(quiet=getattr(args, "quiet", False), metrics=metrics)
     reporter.message(f"distributed: Redis {ds.redis_display}, shared storage {storage.describe()}")
     app = make_celery_app(ds)
 
@@ -154,7 +161,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
 
     def factory(store: Any, info: Any, s: Any) -> DistributedExecutor:
         return DistributedExecutor(
-            app, ds, store, notify=reporter.message, strict=s.strict, check_lock=locks.check
+            app, ds, store, notify=reporter.message, strict=s.strict, check_lock=locks.check, metrics=metrics
         )
 
     session = settings.session or book_session_id(book)

@@ -22,6 +22,7 @@ from .ingest import read_book
 from .interrupts import note_progress
 from .job import FileLocks, Job, JobLocks, check_session_id
 from .jobstore import chunk_key, done_chunks, save_cover, stored_chunk_sizes
+from .logging_setup import log_context
 from .model import BatchResult, Book, Mastering, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
 from .poison import Substitution, load_substitutions, write_report
@@ -296,7 +297,7 @@ def convert(
         raise UserError(f"{book_path.name}: nothing to read aloud")
     job = Job.for_plan(store, plan, str(out_path.resolve()), locks)
     plan = job.plan
-    with locks.hold_job(session, job.id, str(out_path)):
+    with locks.hold_job(session, job.id, str(out_path)), log_context(session=session, job=job.id):
         outcome = _run_job(job, book, settings, rep, out_path, executor_factory, info, fingerprint)
         locks.check()
         output.remember(output.index_dir(env), request, record)

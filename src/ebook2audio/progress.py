@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -17,7 +20,14 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from .logging_setup import SKIP_TEXT_CONSOLE
 from .model import BatchResult, Plan
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+    from .pipeline import Reporter
+
+_log = logging.getLogger("ebook2audio.events")
 
 
 class _RealTime(ProgressColumn):
@@ -107,3 +117,147 @@ class RichReporter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+# -- structured events and metrics ----------------------------------------------------------------
+
+
+def estimate(
+    *, total: int, done: int, done_at_start: int, audio_seconds: float, elapsed: float
+) -> tuple[float, float | None]:
+    """(x real time, ETA in seconds or None while unknown) from this run's own pace (pure)."""
+    made = done - done_at_start
+    elapsed = max(elapsed, 1e-6)
+    realtime = audio_seconds / elapsed
+    if done >= total:
+        return realtime, 0.0
+    if made <= 0:
+        return realtime, None
+    return realtime, (total - done) * elapsed / made
+
+
+class ObservedReporter:
+    """A reporter that also logs each step as a structured event (``extra={"event": ...}``: JSON lines
+    and syslog carry them; the text console leaves them out, ``inner`` shows them) and feeds the
+    metrics (``metrics.Metrics``). ``inner`` None: nothing is printed (JSON lines own stderr)."""
+
+    def __init__(
+        self,
+        inner: Reporter | None,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.clock = clock
+        self._t0 = 0.0
+        self._total = 0
+        self._done = 0
+        self._done_at_start = 0
+        self._audio = 0.0
+        self._chapter_of: dict[str, int] = {}
+        self._session: str | None = None
+
+    def _event(self, event: str, message: str, level: int = logging.INFO, **extra: Any) -> None:
+        _log.log(level, "%s", message, extra={"event": event, SKIP_TEXT_CONSOLE: True, **extra})
+
+    def message(self, text: str) -> None:
+        if self.inner is not None:
+            self.inner.message(text)
+        level = logging.WARNING if text.startswith(("warning:", "error:")) else logging.INFO
+        self._event("message", text, level)
+
+    def phase(self, text: str) -> None:
+        if self.inner is not None:
+            self.inner.phase(text)
+        self._event("phase", f"{text}...", data={"phase": text})
+
+    def synthesis_started(self, plan: Plan, done: set[str]) -> None:
+        if self.inner is not None:
+            self.inner.synthesis_started(plan, done)
+        self._t0 = self.clock()
+        self._total = len(plan.chunks)
+        self._done = self._done_at_start = sum(1 for c in plan.chunks if c.id in done)
+        self._audio = 0.0
+        self._chapter_of = {b.id: b.chapter + 1 for b in plan.batches}
+        self._session = plan.session
+        self.metrics.started(plan.session, self._total, self._done)
+        self._event(
+            "synthesis.started",
+            f"synthesising {self._total - self._done} of {self._total} sentences",
+            session=plan.session,
+            data={"sentences_total": self._total, "sentences_done": self._done, "batches": len(plan.batches)},
+        )
+
+    def batch_done(self, result: BatchResult, chunks_in_batch: int) -> None:
+        if self.inner is not None:
+            self.inner.batch_done(result, chunks_in_batch)
+        self._done = min(self._total, self._done + len(result.chunks) + result.skipped)
+        self._audio += result.audio_seconds
+        realtime, eta = estimate(
+            total=self._total,
+            done=self._done,
+            done_at_start=self._done_at_start,
+            audio_seconds=self._audio,
+            elapsed=self.clock() - self._t0,
+        )
+        chapter = self._chapter_of.get(result.batch_id, 0)
+        self.metrics.batch_done(
+            chapter=chapter,
+            sentences_done=self._done,
+            audio_seconds=result.audio_seconds,
+            task_seconds=result.synth_seconds,
+            realtime_factor=realtime,
+            eta_seconds=eta,
+        )
+        data: dict[str, Any] = {
+            "sentences": len(result.chunks),
+            "skipped": result.skipped,
+            "sentences_done": self._done,
+            "sentences_total": self._total,
+            "audio_seconds": round(result.audio_seconds, 3),
+            "task_seconds": round(result.synth_seconds, 3),
+            "realtime_factor": round(realtime, 3),
+        }
+        if eta is not None:
+            data["eta_seconds"] = round(eta, 1)
+        self._event(
+            "batch.done",
+            f"batch {result.batch_id} done: {self._done}/{self._total} sentences",
+            session=self._session,
+            batch=result.batch_id,
+            chapter=chapter or None,
+            data=data,
+        )
+
+    def synthesis_finished(self) -> None:
+        """Said once per synthesis (the CLI calls it again on the way out of a failed run)."""
+        if self.inner is not None:
+            self.inner.synthesis_finished()
+        if self._session is None:
+            return
+        complete = self._done >= self._total
+        self.metrics.finished(complete=complete)
+        elapsed = self.clock() - self._t0
+        self._event(
+            "synthesis.finished",
+            f"synthesis {'finished' if complete else 'stopped'}: {self._done}/{self._total} sentences in {elapsed:.1f} s",
+            session=self._session,
+            data={
+                "sentences_done": self._done,
+                "sentences_total": self._total,
+                "audio_seconds": round(self._audio, 3),
+                "wall_seconds": round(elapsed, 3),
+            },
+        )
+        self._session = None
+
+
+def make_reporter(*, quiet: bool, metrics: Metrics | None = None) -> ObservedReporter:
+    """The CLI's reporter: the progress bar (unless stderr carries JSON lines), events and metrics."""
+    from .logging_setup import json_console
+    from .metrics import NO_METRICS
+
+    inner = None if json_console() else RichReporter(show_bar=not quiet)
+    return ObservedReporter(inner, metrics or NO_METRICS)

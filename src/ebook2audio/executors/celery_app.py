@@ -36,6 +36,7 @@ from ..distributed_config import (
 from ..engines.base import Engine
 from ..errors import ConfigError, Ebook2AudioError, TransientError, VoiceError
 from ..jobstore import chunk_key, load_plan, plan_key
+from ..logging_setup import SKIP_TEXT_CONSOLE, log_context, structured_logging_active
 from ..model import Batch, BatchResult, Chunk, ChunkResult, EngineInfo, Plan
 from ..poison import Attempts, BatchGuard, RedisAttempts
 from ..storage.base import Storage
@@ -308,7 +309,26 @@ class WorkerRuntime:
             engine = self.engine_for(info, speed)
             result = synthesize_halving(self.storage, session, batch_id, chunks, engine, guard)
         self._drop_if_job_ended(session, job, result)
+        if structured_logging_active():  # for JSON lines and syslog: Celery's own line says it in text
+            self._log_done(batch_id, result, engine.device)
         return result_to_json(result, device=engine.device, **where)
+
+    def _log_done(self, batch_id: str, result: BatchResult, device: str) -> None:
+        log.info(
+            "batch %s synthesised: %d sentences, %.1f s of audio in %.2f s",
+            batch_id, len(result.chunks), result.audio_seconds, result.synth_seconds,
+            extra={
+                "event": "batch.synthesized",
+                SKIP_TEXT_CONSOLE: True,
+                "data": {
+                    "sentences": len(result.chunks),
+                    "skipped": result.skipped,
+                    "audio_seconds": round(result.audio_seconds, 3),
+                    "task_seconds": round(result.synth_seconds, 3),
+                    "device": device,
+                },
+            },
+        )  # fmt: skip
 
     def _drop_if_job_ended(self, session: str, job: str, result: BatchResult) -> None:
         """A late copy of a batch (its first copy was re-dispatched and the book finished meanwhile)
@@ -407,9 +427,10 @@ def make_celery_app(ds: DistributedSettings) -> Any:
         strict: bool = False,
         job: str = "",
     ) -> dict[str, Any]:
-        return runtime.run(
-            session, batch_id, hostname=str(self.request.hostname or ""), strict=strict, job=job
-        )
+        with log_context(session=session, job=job, batch=batch_id, chapter=chapter):
+            return runtime.run(
+                session, batch_id, hostname=str(self.request.hostname or ""), strict=strict, job=job
+            )
 
     return app
 
@@ -418,8 +439,13 @@ def default_hostname() -> str:
     return f"ebook2audio-{os.getpid()}@%h"
 
 
-def run_worker(ds: DistributedSettings, *, loglevel: str = "INFO") -> int:
-    """Run a worker until it is stopped (SIGTERM: warm shutdown); returns its exit code."""
+def run_worker(
+    ds: DistributedSettings, *, loglevel: str = "INFO", keep_logging: bool = False, banner: bool = True
+) -> int:
+    """Run a worker until it is stopped (SIGTERM: warm shutdown); returns its exit code.
+
+    ``keep_logging``: Celery keeps the handlers cli.py installed (JSON lines, syslog) instead of its
+    own; ``banner`` False: no startup banner on stdout (JSON lines only)."""
     single_thread_env()  # inherited by every pool process, before onnxruntime or numpy start
     check_shared_directory(ds, create=ds.storage_type == "local")
     open_shared_storage(ds)  # fail now, in one line, on a missing bucket or refused credentials
@@ -436,6 +462,8 @@ def run_worker(ds: DistributedSettings, *, loglevel: str = "INFO") -> int:
         ds.storage_type + ":" + (ds.storage_path if ds.storage_type != "s3" else f"s3://{ds.s3_bucket}"),
     )
     app = make_celery_app(ds)
+    if keep_logging:
+        app.conf.worker_hijack_root_logger = False
     try:
         worker = app.Worker(
             hostname=hostname,
@@ -448,9 +476,10 @@ def run_worker(ds: DistributedSettings, *, loglevel: str = "INFO") -> int:
             max_tasks_per_child=ds.max_tasks_per_child or None,
             without_mingle=True,  # nothing to sync at start (no revokes): saves a second per start
             without_gossip=True,  # the coordinator pings; Flower uses events
-            quiet=False,
+            quiet=not banner,
         )
-        worker.start()
+        with log_context(worker=hostname):  # inherited by the pool processes (fork)
+            worker.start()
     except Ebook2AudioError:
         raise
     except (OSError, ValueError) as exc:

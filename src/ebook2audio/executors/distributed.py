@@ -31,6 +31,8 @@ from typing import Any
 from ..distributed_config import DistributedSettings, mask_text, split_ssl_query
 from ..errors import SynthesisError, TransientError, UserError
 from ..jobstore import WAV_HEADER, ChunkListing, chunk_done, chunk_key, done_chunks
+from ..logging_setup import SKIP_TEXT_CONSOLE
+from ..metrics import NO_METRICS, Metrics
 from ..model import Batch, BatchResult, ChunkResult, Plan
 from ..plan import dispatch_order
 from ..storage.base import Storage
@@ -339,6 +341,7 @@ class DistributedExecutor:
     # Raises job.LockLostError when this coordinator no longer holds its session (checked every loop).
     check_lock: Callable[[], None] = lambda: None
     _listing: ChunkListing | None = field(default=None, init=False, repr=False)
+    metrics: Metrics = NO_METRICS  # --metrics-port: dispatches, failures, workers, queue (metrics.py)
 
     # -- Redis helpers
 
@@ -358,6 +361,8 @@ class DistributedExecutor:
         that many have answered (others may exist: only a full ping finds newcomers)."""
         replies = self.app.control.ping(timeout=self.timing.ping_timeout, limit=expect) or []
         alive = {name for reply in replies for name in reply}
+        if expect is None or len(alive) >= expect:  # a full count (a limited ping may stop early)
+            self.metrics.workers_connected(len(alive))
         now = self.clock()
         for name in alive:
             self._last_seen[name] = now
@@ -435,6 +440,13 @@ class DistributedExecutor:
             queue=self.settings.queue,
             producer=producer,
         )
+        self.metrics.dispatched(again=bool(track.task_ids))
+        if track.task_ids:
+            log.info(
+                "batch %s dispatched again (attempt %d)", b.id, len(track.task_ids) + 1,
+                extra={"event": "batch.redispatched", "batch": b.id, "chapter": b.chapter + 1,
+                       "data": {"attempt": len(track.task_ids) + 1}, SKIP_TEXT_CONSOLE: True},
+            )  # fmt: skip
         now = self.clock()
         track.task_ids.append(task_id)
         track.dispatched = now
@@ -463,8 +475,10 @@ class DistributedExecutor:
                 for t in tracks.values():
                     self._dispatch(plan, t, producer)
             log.info(
-                "dispatched %d batches of session %s to queue %s", len(tracks), session, self.settings.queue
-            )
+                "dispatched %d batches of session %s to queue %s", len(tracks), session, self.settings.queue,
+                extra={"event": "batches.dispatched", "session": session,
+                       "data": {"batches": len(tracks), "queue": self.settings.queue}},
+            )  # fmt: skip
             cp = replace(cp, status="running", done=done_count, updated=utc_now())
             self.write_checkpoint(cp)
 
@@ -608,6 +622,8 @@ class DistributedExecutor:
                     self._sweep(plan, tracks, finished, now)
                 if now >= next_cp:
                     next_cp = now + tm.checkpoint
+                    running = sum(1 for t in tracks.values() if t.state == "STARTED")
+                    self.metrics.in_flight(queued=len(tracks) - running, running=running)
                     self.write_checkpoint(replace(checkpoint(), status="running", updated=utc_now()))
                 if outage_since is not None:
                     self.notify("Redis and the shared storage answer again")
@@ -718,6 +734,7 @@ class DistributedExecutor:
             if isinstance(result, Mapping) and isinstance(result.get("exc_message"), list | tuple):
                 message = " ".join(str(m) for m in result["exc_message"])
             worker = meta.get("worker") or "a worker"
+            self.metrics.batch_failed()
             if exc_type in USER_ERROR_TYPES:
                 raise UserError(f"{worker}: {message}")
             if exc_type in TRANSIENT_ERROR_TYPES:
@@ -751,6 +768,7 @@ class DistributedExecutor:
             self._dispatch(plan, t)
         self._orphans(plan, tracks, now)
         queued = self.queue_length()
+        self.metrics.queue_length(queued)
         lost = lost_in_transit(tracks.values(), queued, now, tm.lost_grace, tm.retry_grace)
         if lost:
             log.warning("%d batches are neither queued nor running (lost): dispatching them again", len(lost))
