@@ -117,7 +117,7 @@ def check_audiobook(path: Path, limits: CheckLimits) -> CheckReport:
         info: ProbeResult = probe(path)
         stats = analyze_audio(path, silence_db=limits.noise_floor, min_silence=limits.max_silence)
     except Ebook2AudioError as exc:
-        raise UserError(f"cannot check {path.name}: {exc}") from exc
+        raise UserError(str(exc)) from exc  # "cannot read NAME: why", one line
     chapters = tuple((c.title, round(c.start, 3), round(c.end, 3)) for c in info.chapters)
     fmt = FORMATS.get(path.suffix.lower().lstrip("."))
     needs_chapters = fmt is not None and fmt.chapters

@@ -120,6 +120,10 @@ def test_check_reports_problems_one_line_each(tmp_path: Path) -> None:
     assert not any(line.startswith("chapters") for line in lines)  # a WAV holds no chapters
     missing = run_cli(["check", str(tmp_path / "nope.m4b")], tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: {tmp_path / 'nope.m4b'}: no such file"
+    (tmp_path / "text.m4b").write_text("not audio")
+    garbage = run_cli(["check", str(tmp_path / "text.m4b")], tmp_path)
+    assert garbage.returncode == 2 and garbage.stderr.startswith("error: cannot read text.m4b: ")
+    assert len(garbage.stderr.strip().splitlines()) == 1
 
 
 def _plan_texts(tmp: Path) -> list[str]:
