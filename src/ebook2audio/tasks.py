@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
+from .audio.master import master_chunk
 from .audio.pcm import wav_bytes
 from .engines.base import Engine, chunk_seed
 from .jobstore import chunk_key, chunk_whole
@@ -51,6 +52,7 @@ def synthesize_batch(
             t0 = time.perf_counter()
             pcm, sub = _speak(chunk, engine, turn, guard)
             synth += time.perf_counter() - t0
+            pcm = master_chunk(pcm, rate, chunk.master)  # levelled and peak-limited where it is made
             data = wav_bytes(pcm, rate)
             if sub is not None and guard is not None:
                 guard.record(sub)  # before the audio: a report never misses a stored substitute
