@@ -21,6 +21,7 @@ def corpus() -> Path:
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the user's cache, config or voices."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user lexicon
     monkeypatch.setenv("EBOOK2AUDIO_VOICES_DIR", str(tmp_path / "voices"))
     for var in list(os.environ):
         if var.startswith("EBOOK2AUDIO_") and var != "EBOOK2AUDIO_VOICES_DIR":

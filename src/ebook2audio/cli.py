@@ -77,6 +77,21 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "--strict", action="store_const", const=True,
         help="stop (exit 2, work kept) on a sentence that crashes the voice instead of replacing it",
     )  # fmt: skip
+    p.add_argument(
+        "--loudness", type=float, metavar="LUFS",
+        help="mastering: every sentence and the book at this integrated loudness (default -19)",
+    )  # fmt: skip
+    p.add_argument(
+        "--true-peak", type=float, metavar="DBTP", help="mastering: true-peak ceiling (default -3)"
+    )
+    p.add_argument(
+        "--no-master", dest="master", action="store_const", const=False,
+        help="store the voice's audio as it is (no loudness levelling, no peak limiting)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lexicon", type=Path, metavar="FILE",
+        help="pronunciation lexicon (TOML) of this book, over the user's ~/.config/ebook2audio/lexicon.toml",
+    )  # fmt: skip
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
 
 
@@ -134,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     insp = sub.add_parser("inspect", help="show metadata and chapters with word counts (no synthesis)")
     insp.add_argument("book", type=Path)
     insp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    chk = sub.add_parser(
+        "check", help="check an audiobook's loudness, peaks, noise floor, silences and chapters (exit 1: problems)"
+    )
+    chk.add_argument("audiobook", type=Path, help="an audio file (m4b, mp3, ...)")
+    chk.add_argument("--loudness", type=float, default=-19.0, metavar="LUFS", help="integrated target (default -19)")
+    chk.add_argument("--tolerance", type=float, default=1.0, metavar="LU", help="either side of it (default 1)")
+    chk.add_argument("--true-peak", type=float, default=-3.0, metavar="DBTP", help="ceiling (default -3)")
+    chk.add_argument(
+        "--noise-floor", type=float, default=-60.0, metavar="DB", help="the pauses must be quieter (default -60)"
+    )
+    chk.add_argument("--max-silence", type=float, default=5.0, metavar="S", help="longest silence (default 5)")
+    chk.add_argument("--max-lra", type=float, default=15.0, metavar="LU", help="loudness range (default 15)")
+    chk.add_argument("--json", action="store_true", help="machine-readable output")
 
     voices = sub.add_parser("voices", help="list installed voices by engine and language")
     voices.add_argument("--json", action="store_true")
@@ -287,6 +316,35 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import CheckLimits, check_audiobook
+
+    if args.tolerance < 0 or args.max_silence <= 0:
+        raise UserError("--tolerance must be 0 or more and --max-silence positive")
+    limits = CheckLimits(
+        loudness=args.loudness,
+        tolerance=args.tolerance,
+        true_peak=args.true_peak,
+        noise_floor=args.noise_floor,
+        max_silence=args.max_silence,
+        max_lra=args.max_lra,
+    )
+    report = check_audiobook(args.audiobook, limits)
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        s = report.stats
+        print(
+            f"{args.audiobook.name}: {s.integrated:.1f} LUFS integrated, LRA {s.lra:.1f} LU, "
+            f"true peak {s.true_peak:.1f} dBTP, noise floor {s.noise_floor:.1f} dBFS, "
+            f"{len(report.chapters)} chapters"
+        )
+        for line in report.problems:
+            print(line)
+        print("passed" if report.passed else f"failed: {len(report.problems)} problem(s)")
+    return 0 if report.passed else 1
+
+
 def cmd_voices(args: argparse.Namespace) -> int:
     from .engines.registry import download_voice, list_voices
 
@@ -339,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handlers = {"convert": cmd_convert, "inspect": cmd_inspect, "voices": cmd_voices}
+    handlers = {"convert": cmd_convert, "inspect": cmd_inspect, "check": cmd_check, "voices": cmd_voices}
     handler = handlers.get(args.command) or getattr(args, "handler", None)
     try:
         return int(handler(args) or 0)  # type: ignore[misc]

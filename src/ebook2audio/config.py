@@ -57,6 +57,10 @@ class Settings:
     granularity: str = "sentence"  # sentence | chapter
     encode_jobs: int = 0  # ffmpeg processes encoding an m4b/m4a in pieces; 0 = one per core, 1 = serial
     strict: bool = False  # a sentence that crashes the engine is an error (exit 2), not replaced
+    master: bool = True  # every chunk levelled to `loudness` with true peaks under `true_peak` (audio/master.py)
+    loudness: float = -19.0  # LUFS
+    true_peak: float = -3.0  # dBTP
+    lexicon: Path = Path()  # a book's pronunciation lexicon (TOML); Path() = none (the user's is always read)
 
     def validated(self) -> Settings:
         if self.format not in FORMATS:
@@ -76,6 +80,10 @@ class Settings:
             raise ConfigError("--split-hours must be positive")
         if self.batch_chars < 1:
             raise ConfigError("--batch-chars must be positive")
+        if not (-40.0 <= self.loudness <= -5.0):
+            raise ConfigError(f"--loudness must be between -40 and -5 LUFS, not {self.loudness}")
+        if not (-20.0 <= self.true_peak <= 0.0):
+            raise ConfigError(f"--true-peak must be between -20 and 0 dBTP, not {self.true_peak}")
         if self.encode_jobs < 0:
             raise ConfigError("--encode-jobs must be 0 (one per core) or more")
         return self

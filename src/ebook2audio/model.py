@@ -80,6 +80,17 @@ class EngineInfo:
 
 
 @dataclass(frozen=True)
+class Mastering:
+    """How each chunk is mastered where it is made (audio/master.py): part of the chunk's recipe."""
+
+    loudness: float = -19.0  # LUFS, every chunk's integrated loudness (and so the book's)
+    true_peak: float = -3.0  # dBTP, the ceiling
+
+    def key(self) -> str:
+        return f"master {self.loudness:.2f} {self.true_peak:.2f}"
+
+
+@dataclass(frozen=True)
 class Chunk:
     """The unit of synthesis: one sentence (or a piece of a long one) of one chapter."""
 
@@ -89,6 +100,7 @@ class Chunk:
     text: str  # normalised text given to the engine
     display: str  # the original text, for subtitles
     pause_after_ms: int  # silence after this chunk (sentence, paragraph or chapter pause)
+    master: Mastering | None = None  # None: stored as the engine made it (--no-master)
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class Plan:
     engine: EngineInfo | None = None  # the voice resolved by the coordinator: workers load exactly this
     job: str = ""  # the conversion this plan belongs to (job.py): its key in storage
     pieces: str = ""  # what workers encode their batch's piece to ("aac/64k", audio/pieces.py); "" = none
+    respelled: int = 0  # words the pronunciation lexicon replaced
 
     def chunk_map(self) -> dict[str, Chunk]:
         return {c.id: c for c in self.chunks}
@@ -138,7 +151,7 @@ class Plan:
                 PlannedChapter(index=c["index"], title=c["title"], chunk_ids=tuple(c["chunk_ids"]))
                 for c in data["chapters"]
             ),
-            chunks=tuple(Chunk(**c) for c in data["chunks"]),
+            chunks=tuple(_chunk(c) for c in data["chunks"]),
             batches=tuple(
                 Batch(id=b["id"], chapter=b["chapter"], chunk_ids=tuple(b["chunk_ids"]), chars=b["chars"])
                 for b in data["batches"]
@@ -147,7 +160,13 @@ class Plan:
             engine=EngineInfo(**data["engine"]) if data.get("engine") else None,
             job=str(data.get("job") or ""),
             pieces=str(data.get("pieces") or ""),
+            respelled=int(data.get("respelled") or 0),
         )
+
+
+def _chunk(data: dict[str, Any]) -> Chunk:
+    master = data.get("master")
+    return Chunk(**{**data, "master": Mastering(**master) if master else None})
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,7 @@ class OutputSettings:
     bitrate: str  # "" for lossless formats
     split_hours: float  # 0 = one file
     subtitles: bool
+    audio: str = ""  # what else shapes the audio: mastering and the pronunciation lexicon (pipeline)
 
 
 def output_settings(
@@ -291,13 +292,15 @@ def index_dir(env: Mapping[str, str] | None = None) -> Path:
     return default_work_dir(os.environ if env is None else env).parent / "outputs"
 
 
-def request_key(book_digest: str, settings: Settings) -> str:
+def request_key(book_digest: str, settings: Settings, extra: str = "") -> str:
     """A key for (book bytes, the output settings as the command gave them, where the output goes)."""
     fields = (
         "engine", "voice", "language", "speed", "sentence_pause_ms", "paragraph_pause_ms",
         "chapter_pause_ms", "chapters", "format", "bitrate", "split_hours", "subtitles", "output_name",
+        "master", "loudness", "true_peak",
     )  # fmt: skip
     data: dict[str, object] = {name: getattr(settings, name) for name in fields}
+    data["extra"] = extra  # the lexicon's entries (a file's content can change under the same name)
     data["output_dir"] = str(Path(settings.output_dir).resolve())
     data["v"], data["book"] = FINGERPRINT_VERSION, book_digest
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)

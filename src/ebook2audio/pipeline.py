@@ -26,12 +26,13 @@ from .interrupts import note_progress
 from .job import FileLocks, Job, JobLocks, check_session_id
 from .jobstore import chunk_keys, done_chunks, read_chunk_pcm, save_cover, stored_chunk_sizes, stored_pieces
 from .logging_setup import log_context
-from .model import BatchResult, Book, Plan, VoiceSpec
+from .model import BatchResult, Book, Mastering, Plan, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
 from .poison import Substitution, load_substitutions, write_report
 from .scratch import Scratch, sweep_output_dir
 from .storage.base import Storage
 from .storage.local import LocalStorage
+from .text.lexicon import Lexicon, load_lexicon, user_lexicon_path
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class ConvertResult:
     substitutions: tuple[Substitution, ...] = ()  # sentences the voice could not speak (poison.py)
     report: Path | None = None  # the report.json listing them, beside the output
     already_converted: bool = False  # the outputs existed, made from this book with these settings
+    lexicon_entries: int = 0  # entries of the pronunciation lexicon in use
+    respelled: int = 0  # words it replaced
 
     @property
     def realtime_factor(self) -> float:
@@ -109,6 +112,8 @@ class ConvertResult:
                 else ""
             )
         )
+        if self.lexicon_entries:
+            lines.insert(-1, f"lexicon: {self.respelled} words respelled ({self.lexicon_entries} entries)")
         return [*lines[:-1], *(f"replaced {s.describe()}" for s in self.substitutions), lines[-1]]
 
 
@@ -132,13 +137,29 @@ def output_basename(book: Book, settings: Settings) -> str:
     return output.safe_name(name)
 
 
-def output_fingerprint(book_digest: str, settings: Settings, info: EngineInfo, chapters: int) -> str:
+def lexicon_for(settings: Settings, env: Mapping[str, str] | None = None) -> Lexicon:
+    """The user's lexicon (when the file exists) overridden by the book's (``--lexicon``)."""
+    paths = [p for p in (user_lexicon_path(env),) if p.is_file()]
+    if settings.lexicon != Path():
+        paths.append(settings.lexicon)
+    return load_lexicon(paths)
+
+
+def mastering(settings: Settings) -> Mastering | None:
+    return Mastering(loudness=settings.loudness, true_peak=settings.true_peak) if settings.master else None
+
+
+def output_fingerprint(
+    book_digest: str, settings: Settings, info: EngineInfo, chapters: int, lexicon: Lexicon | None = None
+) -> str:
     """The fingerprint of the audiobook ``settings`` make from the book of SHA-256 ``book_digest``
     (``chapters``: the book's chapter count, to read the chapter selection)."""
     selection = parse_chapter_selection(settings.chapters, chapters) if settings.chapters.strip() else []
+    master = mastering(settings)
+    audio = f"{master.key() if master else 'raw'};lexicon {lexicon.key() if lexicon else ''}"
     return output.fingerprint(
         book_digest,
-        output.output_settings(
+        replace(output.output_settings(
             info,
             speed=settings.speed,
             pauses=(settings.sentence_pause_ms, settings.paragraph_pause_ms, settings.chapter_pause_ms),
@@ -147,7 +168,7 @@ def output_fingerprint(book_digest: str, settings: Settings, info: EngineInfo, c
             bitrate=settings.bitrate,
             split_hours=settings.split_hours,
             subtitles=settings.subtitles,
-        ),
+        ), audio=audio),
     )
 
 
@@ -166,9 +187,11 @@ def resolve(
     return spec, resolve_voice(spec, env)
 
 
-def plan_options(settings: Settings, parallel: int | None = None) -> PlanOptions:
+def plan_options(
+    settings: Settings, parallel: int | None = None, lexicon: Lexicon | None = None
+) -> PlanOptions:
     """The planning options of ``settings``; ``parallel``: the workers sharing the batches
-    (default: the embedded pool's size)."""
+    (default: the embedded pool's size); ``lexicon``: the pronunciation lexicon (``lexicon_for``)."""
     return PlanOptions(
         pauses=Pauses(
             sentence_ms=settings.sentence_pause_ms,
@@ -179,6 +202,8 @@ def plan_options(settings: Settings, parallel: int | None = None) -> PlanOptions
         batch_chars=settings.batch_chars,
         granularity=settings.granularity,
         parallel=parallel or settings.effective_workers,
+        master=mastering(settings),
+        lexicon=lexicon or Lexicon(),
     )
 
 
@@ -223,7 +248,8 @@ def convert(
         check_session_id(settings.session)
     check_ffmpeg()  # a too old $EBOOK2AUDIO_FFMPEG stops here, not after the synthesis
     digest = output.file_digest(book_path)
-    request = output.request_key(digest, settings)
+    lexicon = lexicon_for(settings, env)
+    request = output.request_key(digest, settings, lexicon.key())
     known = None if settings.overwrite else output.recall(output.index_dir(env), request)
     if known is not None:  # the same command finished before: check its files without reading the book
         found = output.existing_output(
@@ -250,7 +276,7 @@ def convert(
     out_dir = settings.output_dir
     base = output_basename(book, settings)
     out_path = out_dir / f"{base}.{settings.format}"
-    fingerprint = output_fingerprint(digest, settings, info, chapters_in_book)
+    fingerprint = output_fingerprint(digest, settings, info, chapters_in_book, lexicon)
     existing = output.existing_output(
         out_path, fingerprint, split=bool(settings.split_hours), subtitles=settings.subtitles
     )
@@ -269,7 +295,7 @@ def convert(
         if not isinstance(store, LocalStorage):
             raise UserError("a conversion on shared storage needs the coordinator's lock")
         locks = FileLocks(store.root)
-    plan = make_plan(book, info, spec, session, plan_options(settings, parallel))
+    plan = make_plan(book, info, spec, session, plan_options(settings, parallel, lexicon))
     # m4b/m4a: each batch's worker also encodes the batch's piece; the coordinator only joins.
     plan = replace(plan, pieces=piece_codec(settings.format, settings.bitrate, split=bool(settings.split_hours)))
     if not plan.chunks:
@@ -297,6 +323,8 @@ def convert(
         voice=info,
         substitutions=outcome.substitutions,
         report=outcome.report,
+        lexicon_entries=len(lexicon),
+        respelled=plan.respelled,
     )
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from .audio.pcm import ms_to_samples
 from .audio.pieces import STREAM_CUT_PAUSE
 from .engines.base import EngineInfo
-from .model import Batch, Book, Chunk, Plan, PlannedChapter, VoiceSpec
+from .model import Batch, Book, Chunk, Mastering, Plan, PlannedChapter, VoiceSpec
+from .text.lexicon import Lexicon
 from .text.segment import segment_paragraph
 
 
@@ -36,6 +37,8 @@ class PlanOptions:
     speak_titles: bool = True
     parallel: int = 1  # workers the batches will be shared among: > 1 splits the tail (split_tail)
     tail_depth: float = 2.0
+    master: Mastering | None = None  # how every chunk is mastered where it is made; None: not at all
+    lexicon: Lexicon = field(default_factory=Lexicon)  # respellings applied to the normalised text
 
 
 def chunk_id(voice_key: str, text: str, occurrence: int) -> str:
@@ -58,6 +61,17 @@ def make_plan(
     opts = options or PlanOptions()
     language = info.language or voice.language
     voice_key = f"{info.engine}|{info.voice}|{voice.speed:.3f}"
+    if opts.master is not None:  # mastered and unmastered audio never share an id
+        voice_key += f"|{opts.master.key()}"
+    respelled = 0
+    # Phoneme entries ([[ ... ]]) only for Piper, whose phonemizer reads them.
+    lexicon = opts.lexicon if info.engine == "piper" else opts.lexicon.without_phonemes()
+
+    def rewrite(text: str) -> str:
+        nonlocal respelled
+        out, n = lexicon.apply(text)
+        respelled += n
+        return out
     seen: Counter[str] = Counter()
 
     def cuttable(c: Chunk) -> bool:
@@ -79,12 +93,13 @@ def make_plan(
                 text=spoken,
                 display=display,
                 pause_after_ms=pause,
+                master=opts.master,
             )
         )
 
     def add_text(chapter: int, text: str, last_pause: int, out: list[Chunk]) -> None:
         """Each sentence of ``text`` as chunks; the last one gets ``last_pause``, the others a sentence pause."""
-        segs = segment_paragraph(text, language, info.max_chars)
+        segs = segment_paragraph(text, language, info.max_chars, rewrite if lexicon else None)
         for j, seg in enumerate(segs):
             add(
                 chapter,
@@ -104,15 +119,7 @@ def make_plan(
             add_text(ci, paragraph, opts.pauses.paragraph_ms, mine)
         if len(mine) == body_start:
             continue  # a chapter with nothing speakable is skipped, not fatal
-        last_chunk = mine[-1]
-        mine[-1] = Chunk(
-            id=last_chunk.id,
-            chapter=ci,
-            index=last_chunk.index,
-            text=last_chunk.text,
-            display=last_chunk.display,
-            pause_after_ms=opts.pauses.chapter_ms,
-        )
+        mine[-1] = replace(mine[-1], chapter=ci, pause_after_ms=opts.pauses.chapter_ms)
         chapters.append(PlannedChapter(index=ci, title=chapter.title, chunk_ids=tuple(c.id for c in mine)))
         chunks.extend(mine)
         batches.extend(_batches(ci, mine, opts, cuttable))
@@ -130,6 +137,7 @@ def make_plan(
         batches=tuple(batches),
         metadata=book.metadata,
         engine=info,
+        respelled=respelled,
     )
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 
 from .audio.chunkfmt import chunk_bytes
+from .audio.master import master_chunk
 from .audio.pieces import PieceSpec, PieceWriter
 from .engines.base import Engine, chunk_seed
 from .jobstore import chunk_key, chunk_whole, read_chunk_pcm
@@ -87,6 +88,7 @@ def synthesize_batch(
                 t0 = time.perf_counter()
                 pcm, sub = _speak(chunk, engine, turn, guard)
                 synth += time.perf_counter() - t0
+                pcm = master_chunk(pcm, rate, chunk.master)  # levelled and peak-limited where it is made
                 data = chunk_bytes(pcm, rate)
                 if sub is not None and guard is not None:
                     guard.record(sub)  # before the audio: a report never misses a stored substitute

@@ -21,6 +21,7 @@ bundled 9.0 build ran at copy speed. Every stdin input is therefore given a deep
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
@@ -40,12 +41,14 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FORMATS",
     "MIN_VERSION",
+    "AudioStats",
     "EncodeSpec",
     "FfmpegBuild",
     "MetaChapter",
     "OutputFormat",
     "PcmEncoder",
     "ProbeResult",
+    "analyze_audio",
     "check_ffmpeg",
     "encode_command",
     "encode_pcm",
@@ -505,3 +508,75 @@ def probe(path: Path) -> ProbeResult:
             )
     except av.FFmpegError as exc:
         raise AssemblyError(f"cannot read {path.name}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- loudness analysis
+
+
+@dataclass(frozen=True)
+class AudioStats:
+    """What ffmpeg's ``ebur128``, ``astats`` and ``silencedetect`` filters measure on a file's audio."""
+
+    integrated: float  # LUFS (BS.1770 gated)
+    lra: float  # loudness range, LU
+    true_peak: float  # dBTP
+    sample_peak: float  # dBFS
+    noise_floor: float  # dBFS: the quietest short window (astats), -inf when the pauses are digital silence
+    silences: tuple[tuple[float, float], ...]  # (start, duration) in seconds, each at least min_silence
+
+
+_SUMMARY_RE = {
+    "integrated": re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-?inf|nan) LUFS", re.S),
+    "lra": re.compile(r"Loudness range:\s*LRA:\s*(-?[\d.]+|-?inf|nan) LU", re.S),
+    "true_peak": re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-?inf|nan) dBFS", re.S),
+    "sample_peak": re.compile(r"Sample peak:\s*Peak:\s*(-?[\d.]+|-?inf|nan) dBFS", re.S),
+}
+_NOISE_RE = re.compile(r"Overall.*?Noise floor dB: (-?[\d.]+|-?inf|nan)", re.S)
+_SILENCE_RE = re.compile(r"silence_end: (-?[\d.]+) \| silence_duration: ([\d.]+)")
+_SILENCE_OPEN_RE = re.compile(r"silence_start: (-?[\d.]+)")
+
+
+def analyze_command(ffmpeg: str, path: Path, silence_db: float, min_silence: float) -> list[str]:
+    """The ffmpeg command line that measures ``path``'s first audio stream (the report on stderr). Pure."""
+    chain = (
+        "ebur128=peak=sample+true:framelog=quiet,astats=measure_perchannel=none,"
+        f"silencedetect=noise={silence_db}dB:d={min_silence}"
+    )
+    return [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0", "-af", chain]
+
+
+def parse_analysis(text: str, duration: float = 0.0) -> AudioStats:
+    """AudioStats from the stderr of ``analyze_command`` (``duration`` closes a silence left open). Pure."""
+    values: dict[str, float] = {}
+    for name, pattern in _SUMMARY_RE.items():
+        m = pattern.search(text)
+        if m is None:
+            raise AssemblyError(f"ffmpeg's ebur128 filter printed no {name.replace('_', ' ')}")
+        values[name] = float(m.group(1))
+    noise = _NOISE_RE.search(text)
+    silences = [(float(end) - float(dur), float(dur)) for end, dur in _SILENCE_RE.findall(text)]
+    starts = _SILENCE_OPEN_RE.findall(text)
+    if len(starts) > len(silences) and duration > 0:  # silent up to the end
+        start = float(starts[-1])
+        silences.append((start, duration - start))
+    return AudioStats(
+        noise_floor=float(noise.group(1)) if noise else math.nan, silences=tuple(silences), **values
+    )
+
+
+def analyze_audio(
+    path: Path, *, silence_db: float = -60.0, min_silence: float = 5.0, ffmpeg: str | None = None
+) -> AudioStats:
+    """Measure the audio of ``path`` in one pass of ffmpeg (streamed: any length)."""
+    cmd = [*analyze_command(ffmpeg or find_ffmpeg(), path, silence_db, min_silence), "-f", "null", "-"]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError as exc:
+        raise AssemblyError(f"cannot start ffmpeg ({cmd[0]}): {exc}") from exc
+    text = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0:
+        tail = " | ".join(line for line in text.splitlines()[-3:] if line.strip())
+        raise AssemblyError(f"ffmpeg cannot read {path.name}: {tail}")
+    m = re.findall(r"time=(\d+):(\d+):([\d.]+)", text)
+    duration = int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0
+    return parse_analysis(text, duration)

@@ -59,18 +59,16 @@ class LocalStorage:
 
     def _write_temp(self, path: Path, data: bytes) -> str:
         """A new temp file beside ``path`` holding ``data``, fsynced, with the umask's mode (not 0600)."""
-        for attempt in range(5):
-            path.parent.mkdir(parents=True, exist_ok=True)  # mkdir applies the umask itself: 0755/0775
+        for attempt in range(20):
             try:
+                path.parent.mkdir(parents=True, exist_ok=True)  # mkdir applies the umask: 0755/0775
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
                 break
-            except FileNotFoundError:
-                # Another process's delete pruned the folder it had just emptied (see delete), between
-                # our mkdir and mkstemp: make it again. Once our temp file is in it, it stays.
-                if attempt == 4:
+            except (FileNotFoundError, FileExistsError):
+                # ``delete`` of a folder's last key (another process) pruned the folder while we made
+                # it or before our mkstemp: make it again.
+                if attempt == 19:
                     raise
-        else:  # pragma: no cover (the loop breaks or raises)
-            raise AssertionError("unreachable")
         try:
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), self.file_mode)  # mkstemp makes 0600 whatever the umask

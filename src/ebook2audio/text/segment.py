@@ -27,6 +27,7 @@ import logging
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -399,19 +400,24 @@ def _share_display(display: str, pieces: list[str]) -> list[str]:
     return [display[a:b].strip() for a, b in pairwise(bounds)]
 
 
-def segment_paragraph(paragraph: str, language: str, max_chars: int) -> list[Segment]:
+def segment_paragraph(
+    paragraph: str, language: str, max_chars: int, rewrite: Callable[[str], str] | None = None
+) -> list[Segment]:
     """Sentences of ``paragraph`` as segments ready for an engine taking ``max_chars`` at most.
 
     Each sentence of the original paragraph is normalised, then cut into pieces that fit. A
     sentence cut into several pieces has its display text shared among them in proportion to the
     spoken length, at word boundaries (see :func:`_share_display`). Sentences or pieces with
-    nothing to say (only punctuation) are skipped; they hold no words.
+    nothing to say (only punctuation) are skipped; they hold no words. ``rewrite`` (the
+    pronunciation lexicon) is applied to each normalised sentence before it is cut.
     """
     if max_chars < 1:
         raise ValueError(f"max_chars must be at least 1, not {max_chars}")
     segments: list[Segment] = []
     for sentence in split_sentences(paragraph, language):
         spoken = normalize(sentence, language)
+        if rewrite is not None:
+            spoken = rewrite(spoken)
         pieces = [p for p in chunk_text(spoken, max_chars) if speakable(p)]
         if not pieces:
             continue
