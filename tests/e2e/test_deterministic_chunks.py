@@ -15,7 +15,7 @@ BOOK = (
 
 
 def _chunks(work_dir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(work_dir.rglob("chunks/*/*.wav"))}
+    return {p.name: p.read_bytes() for p in sorted(work_dir.rglob("chunks/*/*.flac"))}
 
 
 @pytest.mark.slow

@@ -79,11 +79,11 @@ def test_two_conversions_of_one_book_at_once_both_complete(tmp_path: Path) -> No
     assert ch1 == ch2 == ["CHAPTER 1", "CHAPTER 2"]
     assert d1 > 10 and abs(d1 - d2) < 1.0  # the same sentences, whoever synthesised them
     work = tmp_path.joinpath(*WORK)
-    assert not work.exists() or not list(work.rglob("*.wav"))  # both done: nothing left behind
+    assert not work.exists() or not list(work.rglob("*.flac"))  # both done: nothing left behind
 
 
 def _chunks(work: Path) -> set[Path]:
-    return set(work.rglob("*.wav"))
+    return set(work.rglob("*.flac"))
 
 
 @pytest.mark.slow

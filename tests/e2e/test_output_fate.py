@@ -153,7 +153,7 @@ def test_a_signal_mid_run_stops_cleanly_and_the_rerun_resumes(
     args = ["convert", str(book), "-o", "out", "--engine", "espeak", "-w", workers, "--batch-chars", "150", "-q"]
     proc = _popen(args, tmp_path)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(_work(tmp_path).rglob("*.wav"))) < 3:
+    while time.monotonic() < deadline and len(list(_work(tmp_path).rglob("*.flac"))) < 3:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.05)
     proc.send_signal(sig)  # to the CLI only, as `kill PID` or a service manager does
@@ -168,7 +168,7 @@ def test_a_signal_mid_run_stops_cleanly_and_the_rerun_resumes(
     out = tmp_path / "out"
     assert not out.exists() or list(out.iterdir()) == []  # no hidden temporaries, no partial book
     assert [p.name for p in _scratch_entries(tmp_path)] == []
-    assert len(list(_work(tmp_path).rglob("*.wav"))) == kept
+    assert len(list(_work(tmp_path).rglob("*.flac"))) == kept
 
     r = run_cli(args, tmp_path)
     assert r.returncode == 0, r.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ebook2audio.audio.assemble import probe
+from ebook2audio.audio.flac import decode_flac
 from ebook2audio.engines.sim import SECONDS_PER_CHAR
 
 from .helpers import read_srt, run_cli
@@ -47,7 +48,13 @@ def _job(tmp_path: Path) -> tuple[Path, dict]:
 
 
 def _wav_samples(job: Path, chunk_id: str) -> tuple[int, bytes]:
-    data = (job / "chunks" / chunk_id[:2] / f"{chunk_id}.wav").read_bytes()
+    """A stored chunk's sample count and PCM (FLAC, or the 44-byte WAV of an empty chunk)."""
+    folder = job / "chunks" / chunk_id[:2]
+    flac = folder / f"{chunk_id}.flac"
+    if flac.is_file():
+        _rate, pcm = decode_flac(flac.read_bytes())
+        return len(pcm) // 2, pcm
+    data = (folder / f"{chunk_id}.wav").read_bytes()
     return (len(data) - 44) // 2, data[44:]
 
 
@@ -115,7 +122,7 @@ def test_strict_stops_with_one_line_and_keeps_the_work(tmp_path: Path) -> None:
     assert "--strict" in errors[0] and MARK in errors[0] and "chapter 2" in errors[0]
     assert not list((tmp_path / "out").glob("*.m4b"))
     job, plan = _job(tmp_path)
-    kept = list((job / "chunks").rglob("*.wav"))
+    kept = [*(job / "chunks").rglob("*.flac"), *(job / "chunks").rglob("*.wav")]
     assert 0 < len(kept) < len(plan["chunks"])
 
     # also through the environment; the work is still kept

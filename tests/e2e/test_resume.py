@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def _chunk_files(work: Path) -> dict[Path, int]:
-    return {p: p.stat().st_ino for p in work.rglob("*.wav")}
+    return {p: p.stat().st_ino for p in work.rglob("*.flac")}
 
 
 def test_sigkill_then_rerun_resumes(corpus: Path, tmp_path: Path) -> None:

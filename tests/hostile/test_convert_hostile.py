@@ -45,7 +45,8 @@ def _outputs(folder: Path) -> list[str]:
 def _assert_no_leftovers(tmp_path: Path, folder: Path) -> None:
     assert not [n for n in _outputs(folder) if n.startswith(".") or ".part" in n], _outputs(folder)
     jobs = tmp_path / "cache" / "ebook2audio" / "jobs"
-    assert not jobs.is_dir() or not any(jobs.rglob("*.wav")), "chunk audio left behind after success"
+    left = [*jobs.rglob("*.flac"), *jobs.rglob("*.wav")] if jobs.is_dir() else []
+    assert not left, "chunk audio left behind after success"
 
 
 READABLE_CASES = [
