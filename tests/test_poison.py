@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ebook2audio.audio.flac import decode_flac
 from ebook2audio.engines.base import EngineInfo
 from ebook2audio.errors import PoisonSentenceError, SynthesisError
 from ebook2audio.jobstore import chunk_key
@@ -57,8 +58,16 @@ def _setup(tmp_path: Path):  # type: ignore[no-untyped-def]
     return storage, plan, batch, chunks
 
 
+def _pcm(data: bytes) -> tuple[int, bytes]:
+    """(rate, PCM) of a stored chunk: FLAC, or a WAV."""
+    if data[:4] == b"fLaC":
+        return decode_flac(data)
+    return struct.unpack_from("<I", data, 24)[0], data[44:]
+
+
 def _wav_rate_and_samples(data: bytes) -> tuple[int, int]:
-    return struct.unpack_from("<I", data, 24)[0], (len(data) - 44) // 2
+    rate, pcm = _pcm(data)
+    return rate, len(pcm) // 2
 
 
 class FallbackEngine(FakeEngine):
@@ -172,7 +181,7 @@ def test_silence_when_the_fallback_died_or_fails(tmp_path: Path, fallback_fails:
     with BatchGuard(attempts, storage, "s", batch.id, len(chunks), fallback=lambda: fallback) as guard:
         synthesize_batch(storage, "s", batch.id, chunks, FakeEngine(), guard=guard)
     data = storage.get_bytes(chunk_key("s", poison.id))
-    assert set(data[44:]) == {0}
+    assert set(_pcm(data)[1]) == {0}
     assert _wav_rate_and_samples(data) == (8000, silence_samples(poison, 8000))
     (sub,) = load_substitutions(storage, plan)
     assert sub.replacement.startswith("silence (")
