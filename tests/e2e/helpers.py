@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,25 @@ def run_cli(args: list[str], tmp: Path, timeout: float = 600, **env: str) -> sub
         cwd=tmp,
         stdin=subprocess.DEVNULL,
     )
+
+
+def kill_when(args: list[str], tmp: Path, ready: Callable[[], bool], timeout: float = 300) -> None:
+    """Run the CLI in its own process group until ``ready()``, then SIGKILL the whole group (the CLI
+    and its pool processes at once, like a machine losing power). Fails if the CLI ends first."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ebook2audio", *args],
+        env=cli_env(tmp),
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not ready():
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def inspect_json(book: Path, tmp: Path) -> dict:

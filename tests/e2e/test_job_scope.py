@@ -4,12 +4,9 @@ interrupted full one."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ import pytest
 from ebook2audio.audio.assemble import probe
 
 from ..distributed.helpers import SUMMARY, write_book
-from .helpers import cli_env, run_cli
+from .helpers import cli_env, kill_when, run_cli
 
 WORK = ("cache", "ebook2audio", "jobs")
 
@@ -91,20 +88,7 @@ def test_a_finished_partial_run_keeps_the_interrupted_full_runs_audio(tmp_path: 
     book = write_book(tmp_path / "book.txt", chapters=3, paragraphs=2)
     work = tmp_path.joinpath(*WORK)
     full = ["convert", str(book), "-o", "out", "-w", "1", "--batch-chars", "150", "-q"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ebook2audio", *full],
-        env=cli_env(tmp_path),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(_chunks(work)) < 8:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(full, tmp_path, lambda: len(_chunks(work)) >= 8)
     interrupted = _chunks(work)
     assert len(interrupted) >= 8
 

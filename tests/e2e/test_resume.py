@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ebook2audio.audio.assemble import probe
 
-from .helpers import cli_env, inspect_json, run_cli, shortest_chapters
+from .helpers import inspect_json, kill_when, run_cli, shortest_chapters
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +27,7 @@ def test_sigkill_then_rerun_resumes(corpus: Path, tmp_path: Path) -> None:
         "-o", "out", "--workers", "2", "--batch-chars", "200", "-q",
     ]  # fmt: skip
     work = tmp_path / "cache" / "ebook2audio" / "jobs"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ebook2audio", *args],
-        env=cli_env(tmp_path),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(_chunk_files(work)) < 8:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool processes, all at once
-    proc.wait()
+    kill_when(args, tmp_path, lambda: len(_chunk_files(work)) >= 8)
     before = _chunk_files(work)
     assert len(before) >= 8
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.m4b"))
