@@ -42,7 +42,7 @@ from .jobstore import chunk_keys, load_plan, plans_prefix, save_plan, stored_chu
 from .model import Plan
 from .poison import batch_marker, chunk_marker, substitute_key
 from .storage.base import Storage
-from .storage.local import _os_error
+from .storage.local import os_error
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class FileLocks:
             except FileNotFoundError:
                 continue  # the folder was removed between mkdir and open
             except OSError as exc:
-                raise _os_error(exc, "write", path) from exc
+                raise os_error(exc, "write", path) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except OSError as exc:

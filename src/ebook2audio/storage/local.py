@@ -36,7 +36,7 @@ def process_umask() -> int:
     return old
 
 
-def _os_error(exc: OSError, action: str, path: Path | str) -> Exception:
+def os_error(exc: OSError, action: str, path: Path | str) -> Exception:
     """Our exception for an OSError: a permission error is permanent, anything else transient."""
     if isinstance(exc, PermissionError):
         return StoragePermissionError(
@@ -92,7 +92,7 @@ class LocalStorage:
                     os.unlink(tmp)
                 raise
         except OSError as exc:
-            raise _os_error(exc, "write", path) from exc
+            raise os_error(exc, "write", path) from exc
 
     def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
         """Temp file, then ``link`` to the final name: the link fails if a blob is already there.
@@ -115,7 +115,7 @@ class LocalStorage:
                     os.unlink(tmp)
             return True
         except OSError as exc:
-            raise _os_error(exc, "write", path) from exc
+            raise os_error(exc, "write", path) from exc
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -124,7 +124,7 @@ class LocalStorage:
         except FileNotFoundError:
             raise
         except OSError as exc:
-            raise _os_error(exc, "read", path) from exc
+            raise os_error(exc, "read", path) from exc
 
     def get_head(self, key: str, n: int) -> bytes:
         path = self._path(key)
@@ -134,7 +134,7 @@ class LocalStorage:
         except FileNotFoundError:
             raise
         except OSError as exc:
-            raise _os_error(exc, "read", path) from exc
+            raise os_error(exc, "read", path) from exc
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -146,7 +146,7 @@ class LocalStorage:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _os_error(exc, "stat", path) from exc
+            raise os_error(exc, "stat", path) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self.root
@@ -170,7 +170,7 @@ class LocalStorage:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise _os_error(exc, "delete", path) from exc
+            raise os_error(exc, "delete", path) from exc
         # Folders the key emptied go too (up to the root), so deleting every key leaves no tree behind.
         parent = path.parent
         while parent != self.root and self.root in parent.parents:
