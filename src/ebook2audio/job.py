@@ -38,7 +38,7 @@ from typing import Protocol
 
 from .audio.pieces import pieces_prefix
 from .errors import UserError
-from .jobstore import chunk_keys, load_plan, plans_prefix, save_plan, stored_chunk_sizes
+from .jobstore import chunk_keys, load_plan, plan_key, plans_prefix, save_plan, stored_chunk_sizes
 from .model import Plan
 from .poison import batch_marker, chunk_marker, substitute_key
 from .storage.base import Storage
@@ -233,13 +233,12 @@ class Job:
         """
         with self.locks.session_critical(self.session):
             self.locks.check()
+            self.storage.delete(plan_key(self.session, self.id))
             try:
                 others = self.other_plans()
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("session %s: an unreadable plan is registered (%s): keeping its audio", self.session, exc)
-                self.storage.delete(plan_key_of(self))
                 return 0
-            self.storage.delete(plan_key_of(self))
             if not others:
                 delete_prefix = getattr(self.storage, "delete_prefix", None)
                 if delete_prefix is not None:
@@ -258,8 +257,3 @@ class Job:
                 self.storage.delete(key)  # this job's encoded pieces: no other job reads them
             return len(mine)
 
-
-def plan_key_of(job: Job) -> str:
-    from .jobstore import plan_key
-
-    return plan_key(job.session, job.id)
