@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("name", help="e.g. en_GB-jenny_dioco-medium or jenny")
 
     _add_distributed_commands(sub)
+    from .web.serve import add_serve_command  # the web app (fastapi, uvicorn: imported when it runs)
+
+    add_serve_command(sub)
     return parser
 
 
