@@ -21,6 +21,9 @@ command -v ffmpeg >/dev/null 2>&1 || MISSING+=(ffmpeg)
 { command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ]; } || MISSING+=(rsyslog)
 command -v prometheus >/dev/null 2>&1 || MISSING+=(prometheus)
 command -v strace >/dev/null 2>&1 || MISSING+=(strace)
+# chromium + chromium-driver: the web app's browser test (tests/web/test_browser.py, Selenium).
+command -v chromium >/dev/null 2>&1 || MISSING+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || MISSING+=(chromium-driver)
 if [ "${#MISSING[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     sentences_total INTEGER NOT NULL DEFAULT 0, realtime REAL NOT NULL DEFAULT 0,
     eta REAL, error TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '[]',
     chapters TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, updated REAL NOT NULL,
-    runs INTEGER NOT NULL DEFAULT 0
+    runs INTEGER NOT NULL DEFAULT 0, resumed INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -86,6 +86,7 @@ class Job:
     outputs: tuple[str, ...] = ()  # file names in the job's output folder
     chapters: tuple[dict[str, Any], ...] = ()  # {"title", "start", "end"} read from the audiobook
     runs: int = 0  # how many times a child process started on it
+    resumed: int = 0  # sentences already done (kept from an earlier run) when the last run started
 
     @property
     def percent(self) -> float:
@@ -108,6 +109,7 @@ class Progress:
     sentences_total: int
     realtime: float
     eta: float | None
+    resumed: int = 0  # sentences found done when the synthesis started
 
 
 class QueueError(Exception):
@@ -237,8 +239,8 @@ class Queue:
         with self._tx() as db:
             db.execute(
                 "UPDATE jobs SET phase = ?, sentences_done = ?, sentences_total = ?, realtime = ?, eta = ?, "
-                "updated = ? WHERE id = ? AND state = 'running'",
-                (p.phase, p.sentences_done, p.sentences_total, p.realtime, p.eta, time.time(), job_id),
+                "resumed = ?, updated = ? WHERE id = ? AND state = 'running'",
+                (p.phase, p.sentences_done, p.sentences_total, p.realtime, p.eta, p.resumed, time.time(), job_id),
             )
 
     def finish(self, job_id: int, outputs: list[str], chapters: list[dict[str, Any]]) -> Job:
@@ -307,6 +309,7 @@ def _job(row: sqlite3.Row) -> Job:
         outputs=tuple(json.loads(row["outputs"])),
         chapters=tuple(json.loads(row["chapters"])),
         runs=row["runs"],
+        resumed=row["resumed"],
     )
 
 

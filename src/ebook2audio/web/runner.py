@@ -60,9 +60,8 @@ class EventReader:
         message = str(event.get("message", ""))
         p = self.progress
         if kind == "synthesis.started":
-            self.progress = Progress(
-                "synthesising", int(data.get("sentences_done", 0)), int(data.get("sentences_total", 0)), 0.0, None
-            )
+            done = int(data.get("sentences_done", 0))
+            self.progress = Progress("synthesising", done, int(data.get("sentences_total", 0)), 0.0, None, done)
             return True
         if kind == "batch.done":
             eta = data.get("eta_seconds")
@@ -72,10 +71,13 @@ class EventReader:
                 int(data.get("sentences_total", p.sentences_total)),
                 float(data.get("realtime_factor", p.realtime)),
                 float(eta) if eta is not None else None,
+                p.resumed,
             )
             return True
         if kind == "phase":
-            self.progress = Progress(str(data.get("phase", message)), p.sentences_done, p.sentences_total, p.realtime, None)
+            self.progress = Progress(
+                str(data.get("phase", message)), p.sentences_done, p.sentences_total, p.realtime, None, p.resumed
+            )
             return True
         if kind == "error":
             self.error = message.removeprefix("error: ").strip()
