@@ -105,6 +105,8 @@ def test_api_queue_safety_and_zip_bomb(tmp_path: Path) -> None:
         assert "Traceback" not in failed["error"]
         good = server.wait_job(c, good["id"])
         assert good["state"] == "done", good
+        same = c.post("/api/jobs", json={"book_id": tiny["id"], "engine": "sim", "chapters": "2"})
+        assert same.status_code == 200 and same.json()["id"] == good["id"]  # queued once
         assert good["sentences_done"] == good["sentences_total"] == 3 and good["realtime"] > 0
         assert [ch["title"] for ch in good["chapters"]] == ["Chapter 2"]
         m4b = good["outputs"][0]

@@ -192,6 +192,17 @@ class Queue:
             job_id = int(cur.lastrowid or 0)
         return self.job(job_id)
 
+    def same_job(self, book_id: str, settings: JobSettings) -> Job | None:
+        """A job of this book with these settings that is waiting, running, paused or done."""
+        wanted = json.dumps(asdict(settings))
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE book_id = ? AND settings = ? AND state NOT IN ('failed', 'cancelled') "
+                "ORDER BY id LIMIT 1",
+                (book_id, wanted),
+            ).fetchone()
+        return _job(row) if row is not None else None
+
     def job(self, job_id: int) -> Job:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()

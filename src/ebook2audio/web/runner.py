@@ -155,7 +155,7 @@ class Runner:
     def __init__(self, queue: Queue, config: RunnerConfig) -> None:
         self.queue = queue
         self.config = config
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._procs: dict[int, subprocess.Popen[str]] = {}
         self._stop_as: dict[int, str] = {}  # job id -> the state a stopped child leaves it in
         self._closing = threading.Event()
@@ -215,12 +215,11 @@ class Runner:
     def _dispatch(self) -> None:
         version = -1
         while not self._closing.is_set():
-            with self._lock:
-                free = self.config.slots - len(self._procs)
-            job = self.queue.claim_next() if free > 0 else None
-            if job is not None:
-                self._launch(job)
-                continue
+            with self._lock:  # claimed and started under the lock: a pause never finds it half-started
+                job = self.queue.claim_next() if len(self._procs) < self.config.slots else None
+                if job is not None:
+                    self._launch(job)
+                    continue
             version = self.queue.wait_change(version, 1.0)
 
     def command(self, job: Job) -> list[str]:

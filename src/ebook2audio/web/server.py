@@ -427,9 +427,16 @@ def create_app(config: ServerConfig) -> FastAPI:
     # -- jobs --
 
     @app.post("/api/jobs", tags=["jobs"], status_code=201)
-    def add_job(req: JobRequest) -> dict[str, Any]:
+    def add_job(req: JobRequest, response: Response) -> dict[str, Any]:
+        """Queue a book; the same book with the same settings already queued or done: that job (200)."""
         book = studio.queue.book(req.book_id)
         settings = JobSettings(**req.model_dump(exclude={"book_id"}))
+        same = studio.queue.same_job(book.id, settings)
+        if same is not None and (same.state != "done" or all(
+            (studio.runner.output_dir(same.id) / n).is_file() for n in same.outputs
+        )):  # fmt: skip
+            response.status_code = 200
+            return same.to_json()
         return studio.queue.add_job(book, settings).to_json()
 
     @app.get("/api/jobs", tags=["jobs"])

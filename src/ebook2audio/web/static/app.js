@@ -128,8 +128,9 @@ function renderBook(book) {
     if (!chosen.length) { status.textContent = "select at least one chapter"; return; }
     const body = { ...settingsOf(card), format: $(".format", card).value, chapters: all ? "" : ranges(chosen) };
     try {
-      const job = await (await postJSON("/api/jobs", body)).json();
-      status.textContent = "queued as job " + job.id;
+      const res = await postJSON("/api/jobs", body);
+      const job = await res.json();
+      status.textContent = (res.status === 200 ? "already queued or done as job " : "queued as job ") + job.id;
       renderJob(job);
     } catch (e) {
       status.textContent = "not queued: " + e.message;
