@@ -32,6 +32,7 @@ def test_web_queue_on_the_cluster(redis_server: RedisServer, tmp_path: Path) -> 
             "--num-workers", "1", "--worker-timeout", "60", **SIM,
         ) as server, server.client() as c:  # fmt: skip
             assert c.get("/api/health").json()["distributed"] is True
+            assert [w.split("@")[0] for w in c.get("/api/workers").json()["workers"]] == ["w1"]
             ids = []
             for book in books:
                 with book.open("rb") as fh:

@@ -37,6 +37,7 @@ ROUTES = {
     "/api/voices": {"get"},
     "/api/input": {"get"},
     "/api/health": {"get"},
+    "/api/workers": {"get"},
 }
 
 
@@ -128,6 +129,11 @@ def test_api_queue_safety_and_zip_bomb(tmp_path: Path) -> None:
         one_line_error(c.get("/api/jobs/notanumber"), 422)
         one_line_error(c.post("/api/jobs", json={"book_id": tiny["id"], "speed": 9}), 422)
         one_line_error(c.post("/api/jobs", json={"book_id": "0" * 16}), 404)
+        # What another site's page would make a browser send: refused.
+        evil = {"Origin": "http://evil.example"}
+        assert "cross-site" in one_line_error(c.post(f"/api/jobs/{good['id']}/retry", headers=evil), 403)
+        assert "loopback only" in one_line_error(c.get("/api/jobs", headers={"Host": "evil.example"}), 403)
+        assert c.get("/api/workers").json() == {"distributed": False, "workers": []}
         # Server-sent events: the finished job, then the stream ends.
         with c.stream("GET", f"/api/jobs/{good['id']}/events") as events:
             assert events.headers["content-type"].startswith("text/event-stream")

@@ -139,6 +139,35 @@ class BasicAuth:
         return await self.app(scope, receive, send)
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+class SameOrigin:
+    """Refuses what a browser sends on another site's behalf (HTTP 403): a change (POST, DELETE)
+    whose Origin is not this server, and, on a loopback server without a login, a request whose Host
+    is not a loopback name (a DNS-rebinding page)."""
+
+    def __init__(self, app: ASGIApp, *, loopback_only: bool) -> None:
+        self.app = app
+        self.loopback_only = loopback_only
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        if self.loopback_only and host:
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name not in LOOPBACK_HOSTS and not name.startswith("127."):
+                return await _send_error(send, 403, f"host {host!r} refused: this server answers on loopback only")
+        origin = headers.get(b"origin")
+        if origin is not None and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            seen = origin.decode("latin-1").lower().split("://", 1)[-1]
+            if seen != host:
+                return await _send_error(send, 403, "cross-site request refused")
+        return await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -238,6 +267,7 @@ class Studio:
             ),
         )
         self._voices: list[dict[str, Any]] | None = None
+        self._celery: Any = None
 
     def add_book_file(self, path: Path, name: str) -> Book:
         digest = book_digest(path)
@@ -305,6 +335,21 @@ class Studio:
             ]
         return self._voices
 
+    def workers(self) -> list[str]:
+        """The cluster's workers that answer a ping within a second (distributed mode)."""
+        if not self.config.distributed:
+            return []
+        if self._celery is None:
+            from ..distributed_config import load_distributed_settings
+            from ..executors.celery_app import make_celery_app
+
+            self._celery = make_celery_app(load_distributed_settings({}, env=self.config.child_env))
+        try:
+            replies = self._celery.control.ping(timeout=1.0) or []
+        except Exception as exc:  # Redis unreachable: said in one line
+            raise HTTPException(503, f"cannot reach the cluster: {type(exc).__name__}") from exc
+        return sorted(name for reply in replies for name in reply)
+
     def job_file(self, job: Job, name: str) -> Path:
         if name not in job.outputs:
             raise HTTPException(404, f"job {job.id} has no file {name!r}")
@@ -325,6 +370,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             await asyncio.to_thread(studio.runner.close)
             studio.queue.close()
+            if studio._celery is not None:
+                studio._celery.close()
 
     app = FastAPI(
         title="ebook2audio",
@@ -387,6 +434,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         from ..engines.registry import engine_names
 
         return {"engines": list(engine_names()), "voices": studio.voices()}
+
+    @app.get("/api/workers", tags=["server"])
+    def workers() -> dict[str, Any]:
+        """Distributed mode: the workers that answer a ping (empty on a single machine)."""
+        return {"distributed": config.distributed, "workers": studio.workers()}
 
     # -- books --
 
@@ -531,6 +583,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return Response(r.stdout, media_type="audio/wav")
 
     wrapped: Any = BodyLimit(app, config.max_upload_bytes)
+    wrapped = SameOrigin(wrapped, loopback_only=not (config.user and config.password))
     if config.user and config.password:
         wrapped = BasicAuth(wrapped, config.user, config.password)
     app.state.asgi = wrapped

@@ -270,6 +270,18 @@ async function start() {
     a.href = health.flower_url; a.textContent = "workers (Flower)"; a.target = "_blank"; a.rel = "noopener";
     $("#server-info").append(" · ", a);
   }
+  if (health.distributed) {
+    const showWorkers = async () => {
+      try {
+        const w = await (await api("/api/workers")).json();
+        $("#workers").textContent = w.workers.length + " worker(s): " + w.workers.join(", ");
+      } catch (e) {
+        $("#workers").textContent = "workers: " + e.message;
+      }
+    };
+    showWorkers();
+    setInterval(showWorkers, 15000);
+  }
   const voices = await (await api("/api/voices")).json();
   state.engines = voices.engines;
   state.voices = voices.voices;
