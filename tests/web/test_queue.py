@@ -69,3 +69,17 @@ def test_ffmetadata_chapters() -> None:
         {"title": "One = 1", "start": 0.0, "end": 2.5},
         {"title": "Two", "start": 2.5, "end": 5.0},
     ]
+
+
+def test_same_job_is_found_and_children_get_no_login(tmp_path: Path) -> None:
+    from ebook2audio.web.server import child_environment
+
+    q = Queue(tmp_path / "q.sqlite3")
+    book = _book(q, 1)
+    job = q.add_job(book, JobSettings(engine="sim", chapters="2"))
+    assert q.same_job(book.id, JobSettings(engine="sim", chapters="2")) == job
+    assert q.same_job(book.id, JobSettings(engine="sim", chapters="1")) is None
+    q.set_state(job.id, "failed", error="x")
+    assert q.same_job(book.id, JobSettings(engine="sim", chapters="2")) is None  # a retry is a new job
+    env = {"EBOOK2AUDIO_WEB_USER": "u", "EBOOK2AUDIO_WEB_PASSWORD": "p", "REDIS_URL": "redis://r", "PATH": "/bin"}
+    assert child_environment(env) == {"REDIS_URL": "redis://r", "PATH": "/bin"}

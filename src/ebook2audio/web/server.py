@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import logging
+import os
 import secrets
 import shutil
 import subprocess
@@ -211,13 +212,21 @@ class BodyLimit:
 # -- child processes -----------------------------------------------------------------------------
 
 
-def _child(args: list[str], stdin: bytes | None, timeout: float) -> subprocess.CompletedProcess[bytes]:
-    import os
+WEB_SECRETS = ("EBOOK2AUDIO_WEB_USER", "EBOOK2AUDIO_WEB_PASSWORD")
 
+
+def child_environment(base: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment of every child process: the server's, without the web login."""
+    return {k: v for k, v in (os.environ if base is None else base).items() if k not in WEB_SECRETS}
+
+
+def _child(
+    args: list[str], stdin: bytes | None, timeout: float, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(
             [sys.executable, "-m", "ebook2audio.web.child", str(os.getpid()), *args],
-            input=stdin, capture_output=True, timeout=timeout,
+            input=stdin, capture_output=True, timeout=timeout, env=dict(env),
             stdin=None if stdin is not None else subprocess.DEVNULL,
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
@@ -256,6 +265,7 @@ class Studio:
         self.config = config
         self.books_dir = config.data_dir / "books"
         self.queue = Queue(config.data_dir / "queue.sqlite3")
+        self.child_env = child_environment(config.child_env)
         self.runner = Runner(
             self.queue,
             RunnerConfig(
@@ -263,7 +273,7 @@ class Studio:
                 work_dir=config.data_dir / "work",
                 slots=config.slots,
                 extra_args=config.extra_args,
-                env=config.child_env,
+                env=self.child_env,
             ),
         )
         self._voices: list[dict[str, Any]] | None = None
@@ -272,7 +282,7 @@ class Studio:
     def add_book_file(self, path: Path, name: str) -> Book:
         digest = book_digest(path)
         folder = self.books_dir / digest
-        r = _child(["probe", str(path), str(folder)], None, PROBE_TIMEOUT)
+        r = _child(["probe", str(path), str(folder)], None, PROBE_TIMEOUT, self.child_env)
         info: dict[str, Any] = {}
         error = ""
         if r.returncode == 0:
@@ -343,7 +353,7 @@ class Studio:
             from ..distributed_config import load_distributed_settings
             from ..executors.celery_app import make_celery_app
 
-            self._celery = make_celery_app(load_distributed_settings({}, env=self.config.child_env))
+            self._celery = make_celery_app(load_distributed_settings({}, env=self.child_env))
         try:
             replies = self._celery.control.ping(timeout=1.0) or []
         except Exception as exc:  # Redis unreachable: said in one line
@@ -577,7 +587,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             request["book"] = studio.queue.book(req.book_id).path
         elif not req.text.strip():
             raise HTTPException(422, "give a book_id or a text to preview")
-        r = _child(["preview"], json.dumps(request).encode(), PREVIEW_TIMEOUT)
+        r = _child(["preview"], json.dumps(request).encode(), PREVIEW_TIMEOUT, studio.child_env)
         if r.returncode != 0:
             raise HTTPException(422, _child_error(r))
         return Response(r.stdout, media_type="audio/wav")
