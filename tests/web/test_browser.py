@@ -78,8 +78,8 @@ def test_page_end_to_end(tmp_path: Path, browser: Any) -> None:
     books = tmp_path / "books"
     books.mkdir()
     lighthouse = tiny_text_book(books / "lighthouse.md", "The Lighthouse", 3, 2)
-    long_book = tiny_text_book(books / "long-night.md", "The Long Night", 3, 2)  # 9 sentences with titles
-    env = {"EBOOK2AUDIO_SIM_MS_PER_CHAR": "15", "EBOOK2AUDIO_WORKERS": "1", "EBOOK2AUDIO_BATCH_CHARS": "40"}
+    long_book = tiny_text_book(books / "long-night.md", "The Long Night", 4, 2)  # 12 sentences with titles
+    env = {"EBOOK2AUDIO_SIM_MS_PER_CHAR": "10", "EBOOK2AUDIO_WORKERS": "1", "EBOOK2AUDIO_BATCH_CHARS": "40"}
     port = free_port()
     server = start_server(tmp_path, "--jobs", "2", port=port, **env)  # the two books at once
     try:
@@ -124,19 +124,19 @@ def test_page_end_to_end(tmp_path: Path, browser: Any) -> None:
         live = browser.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{long_id}"]')
         text = wait_for(lambda: "x real time" in (t := live.find_element(By.CSS_SELECTOR, ".job-progress").text)
                         and "ETA" in t and t, 60, "live progress of the second job")  # fmt: skip
-        assert "/9 sentences" in text
+        assert "/12 sentences" in text
         shoot(browser, shots, "2-progress")
         # Pause (the conversion stops, its sentences are kept), then resume from them.
         live.find_element(By.CSS_SELECTOR, ".pause").click()
         wait_for(lambda: live.get_attribute("data-state") == "paused", 30, "paused")
         kept = job_json(server, long_id)["sentences_done"]
-        assert 1 <= kept < 9
+        assert 1 <= kept < 11
         live.find_element(By.CSS_SELECTOR, ".resume").click()
         second = wait_for(lambda: (j := job_json(server, long_id))["runs"] == 2 and j["phase"] == "synthesising"
                           and j, 60, "the second run")  # fmt: skip
         assert second["resumed"] >= kept, (kept, second)
-        before = wait_for(lambda: (j := job_json(server, long_id))["sentences_done"] >= kept + 2 and j, 60, "progress")
-        assert before["state"] == "running" and before["sentences_done"] < 9
+        before = wait_for(lambda: (j := job_json(server, long_id))["sentences_done"] > kept and j, 60, "progress")
+        assert before["state"] == "running" and before["sentences_done"] < 12
         server.stop(signal.SIGKILL)  # the server dies mid-job (its conversion child follows it)
         time.sleep(1.0)
         server = start_server(tmp_path, "--jobs", "2", port=port, **env)
@@ -145,8 +145,8 @@ def test_page_end_to_end(tmp_path: Path, browser: Any) -> None:
         live = browser.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{long_id}"]')
         wait_for(lambda: live.get_attribute("data-state") == "done", 120, "the resumed job done")
         after = job_json(server, long_id)
-        assert after["runs"] == 3 and after["resumed"] >= before["sentences_done"], (before, after)
-        assert after["sentences_done"] == after["sentences_total"] == 9
+        assert after["runs"] >= 3 and after["resumed"] >= before["sentences_done"], (before, after)
+        assert after["sentences_done"] == after["sentences_total"] == 12
 
         # Play chapter 3 of the first book from the page's chapter list, then download its m4b.
         first = browser.find_element(By.CSS_SELECTOR, f'.job[data-job-id="{first_id}"]')

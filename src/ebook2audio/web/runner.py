@@ -32,6 +32,9 @@ from .queue import Job, Progress, Queue, QueueError
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 30.0
+BUSY = "is already being made from this book"  # job.JobBusyError: a stopping conversion still holds it
+BUSY_WAIT_SECONDS = 2.0
+BUSY_TRIES = 30
 
 
 @dataclass
@@ -158,6 +161,7 @@ class Runner:
         self._lock = threading.RLock()
         self._procs: dict[int, subprocess.Popen[str]] = {}
         self._stop_as: dict[int, str] = {}  # job id -> the state a stopped child leaves it in
+        self._busy: dict[int, int] = {}  # job id -> tries that found the book still locked
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._dispatcher = threading.Thread(target=self._dispatch, name="queue-dispatcher", daemon=True)
@@ -268,9 +272,17 @@ class Runner:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             rc = proc.wait()
+        busy = rc != 0 and BUSY in reader.error and self._busy.get(job.id, 0) < BUSY_TRIES
+        if busy and not self._closing.is_set():
+            # The conversion of a server that died just before is still stopping and holds the
+            # book's lock: wait a little (holding this slot) and queue the job again.
+            self._busy[job.id] = self._busy.get(job.id, 0) + 1
+            self._closing.wait(BUSY_WAIT_SECONDS)
         with self._lock:
             self._procs.pop(job.id, None)
             stopped_as = self._stop_as.pop(job.id, None)
+        if busy and stopped_as is None:
+            stopped_as = "queued"
         try:
             self._settle(job, rc, reader, stopped_as)
         except QueueError as exc:
