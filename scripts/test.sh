@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes .venv, installs the package with its test extras,
-# installs redis-server, ffmpeg, rsyslog and prometheus (Debian packages) when missing, then runs ruff and pytest.
+# installs redis-server, ffmpeg, rsyslog, prometheus, strace, chromium and chromium-driver (Debian packages)
+# when missing, then runs ruff and pytest.
 # Extra arguments go to pytest, e.g.  scripts/test.sh -m "not slow"   for the quick subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
