@@ -85,11 +85,18 @@ def test_page_end_to_end(tmp_path: Path, browser: Any) -> None:
     try:
         browser.get(server.url)
         wait_for(lambda: browser.execute_script("return document.body.dataset.ready"), 30, "page ready")
-        # Upload two books at once (the drop zone and the file chooser share the same upload).
-        chooser = browser.find_element(By.ID, "file-input")
-        browser.execute_script("arguments[0].hidden = false", chooser)
-        chooser.send_keys(f"{lighthouse}\n{long_book}")
-        browser.execute_script("arguments[0].hidden = true", chooser)
+        # Drop two books at once on the drop zone (a drop event carrying the two files, as a file
+        # manager's drag and drop makes it).
+        browser.execute_script(
+            """const [names, texts] = [arguments[0], arguments[1]];
+            const dt = new DataTransfer();
+            names.forEach((n, i) => dt.items.add(new File([texts[i]], n, {type: "text/markdown"})));
+            const zone = document.getElementById("drop");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));""",
+            [lighthouse.name, long_book.name],
+            [lighthouse.read_text(encoding="utf-8"), long_book.read_text(encoding="utf-8")],
+        )
         cards = wait_for(lambda: len(found := browser.find_elements(By.CSS_SELECTOR, ".book")) == 2 and found,
                          60, "two book cards")  # fmt: skip
         by_title = {c.find_element(By.CSS_SELECTOR, ".title").text: c for c in cards}
