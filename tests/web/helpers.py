@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.helpers import cli_env
+from tests.e2e.helpers import ROOT, cli_env
 
 FINISHED = ("done", "failed", "cancelled")
 
@@ -70,20 +70,27 @@ class Server:
 
 def start_server(
     tmp: Path, *args: str, host: str = "127.0.0.1", port: int | None = None, auth: tuple[str, str] | None = None,
-    data_dir: Path | None = None, **env: str,
+    data_dir: Path | None = None, app_py: bool = False, **env: str,
 ) -> Server:
+    """``ebook2audio serve`` (or, with ``app_py``, the guide's ``python app.py``, its data in the
+    default folder under $XDG_DATA_HOME)."""
     port = port or free_port(host)
-    data_dir = data_dir or tmp / "data"
     log = tmp / f"serve-{port}-{time.monotonic_ns()}.log"
     full_env = cli_env(tmp, **env)
     if auth:
         full_env.update(EBOOK2AUDIO_WEB_USER=auth[0], EBOOK2AUDIO_WEB_PASSWORD=auth[1])
+    if app_py:
+        full_env["XDG_DATA_HOME"] = str(tmp / "xdg-data")
+        data_dir = tmp / "xdg-data" / "ebook2audio" / "web"
+        command = [sys.executable, str(ROOT / "app.py"), "--host", host, "--port", str(port), *args]
+    else:
+        data_dir = data_dir or tmp / "data"
+        command = [sys.executable, "-m", "ebook2audio", "serve", "--host", host, "--port", str(port),
+                   "--data-dir", str(data_dir), *args]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ebook2audio", "serve", "--host", host, "--port", str(port),
-             "--data-dir", str(data_dir), *args],
-            env=full_env, cwd=tmp, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            command, env=full_env, cwd=tmp, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
     shown = f"[{host}]" if ":" in host else host
     server = Server(proc, f"http://{shown}:{port}", data_dir, log, auth)
     deadline = time.monotonic() + 60

@@ -12,7 +12,7 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.e2e.helpers import cli_env
+from tests.e2e.helpers import cli_env, inspect_json
 from tests.hostile.generate import zip_bomb_1gib
 
 from .helpers import free_port, running_server, sim_env, tiny_text_book
@@ -70,7 +70,7 @@ def one_line_error(r: httpx.Response, status: int) -> str:
     return body["error"]
 
 
-def test_api_queue_safety_and_zip_bomb(tmp_path: Path) -> None:
+def test_api_queue_safety_and_zip_bomb(tmp_path: Path, corpus: Path) -> None:
     inbox = tmp_path / "inbox"
     (inbox / "shelf").mkdir(parents=True)
     tiny_text_book(inbox / "shelf" / "tiny.md", "Tiny", 2, 2)
@@ -93,6 +93,20 @@ def test_api_queue_safety_and_zip_bomb(tmp_path: Path) -> None:
         tiny = c.post("/api/books", data={"path": "shelf/tiny.md"}).json()["books"][0]
         assert tiny["info"]["title"] == "Tiny" and [ch["words"] for ch in tiny["info"]["chapters"]] == [16, 16]
 
+        # A real EPUB: its metadata, cover and chapters (the `inspect` numbers) with estimated durations.
+        epub = corpus / "epub3_childrens-literature_curry-clippinger_en.epub"
+        with epub.open("rb") as fh:
+            real = c.post("/api/books", files={"files": (epub.name, fh, "application/epub+zip")}).json()["books"][0]
+        assert real["info"]["title"] == "Children's Literature" and real["error"] == ""
+        assert real["info"]["authors"][0] == "Charles Madison Curry"
+        chapters = real["info"]["chapters"]
+        assert len(chapters) > 10 and all(ch["seconds"] == round(ch["words"] * 60 / 155, 1) for ch in chapters)
+        inspected = inspect_json(epub, tmp_path)
+        assert [(ch["index"], ch["title"], ch["words"]) for ch in chapters] == [
+            (ch["index"], ch["title"], ch["words"]) for ch in inspected["chapters"]
+        ]
+        cover = c.get(f"/api/books/{real['id']}/cover")
+        assert cover.status_code == 200 and cover.content[:4] == b"\x89PNG"
         # A zip bomb is a book that cannot be read, then one failed job with one line; nothing else breaks.
         with bomb.open("rb") as fh:
             added = c.post("/api/books", files=[("files", ("../../bomb.epub", fh, "application/epub+zip"))])
@@ -166,7 +180,8 @@ def test_login_required_beyond_loopback(tmp_path: Path) -> None:
     # With a login, every request needs it (here on the machine's real network address when it has
     # one, else on loopback: the rule is the same).
     host = _lan_address() or "127.0.0.1"
-    with running_server(tmp_path, host=host, auth=("reader", "s3cret-long-pass")) as server:
+    # Started as the guide starts it: `python app.py` without --script_mode headless.
+    with running_server(tmp_path, host=host, auth=("reader", "s3cret-long-pass"), app_py=True) as server:
         for auth in (None, ("reader", "wrong"), ("other", "s3cret-long-pass")):
             for path in ("/", "/api/jobs", "/openapi.json", "/api/jobs/1/events"):
                 r = httpx.get(server.url + path, auth=auth, timeout=30)
@@ -175,4 +190,5 @@ def test_login_required_beyond_loopback(tmp_path: Path) -> None:
         with server.client() as c:
             assert c.get("/api/jobs").json() == {"jobs": []}
             assert "<title>ebook2audio</title>" in c.get("/").text
+        assert (server.data_dir / "queue.sqlite3").is_file()
     assert "s3cret-long-pass" not in server.log.read_text()
