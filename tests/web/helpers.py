@@ -114,11 +114,5 @@ def running_server(tmp: Path, *args: str, **kw: object) -> Iterator[Server]:
         server.stop()
 
 
-def serve_env_pids(server: Server) -> list[int]:
-    """The server's child processes (conversions) still alive."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.proc.pid)], capture_output=True, text=True)
-    return [int(x) for x in out.stdout.split()]
-
-
 def sim_env() -> dict[str, str]:
     return {"EBOOK2AUDIO_SIM_MS_PER_CHAR": os.environ.get("TEST_SIM_MS", "0"), "EBOOK2AUDIO_WORKERS": "1"}
