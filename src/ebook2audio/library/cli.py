@@ -4,7 +4,6 @@ path, passed in by ebook2audio.cli)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -57,7 +56,7 @@ def run_library(
     from ..ingest.registry import book_extensions
     from ..interrupts import trap
     from ..pipeline import finished_outputs
-    from .runner import Library, failures
+    from .runner import Library
 
     for dest, flag in ONE_BOOK_FLAGS:
         if getattr(args, dest, None):
@@ -107,7 +106,5 @@ def run_library(
             say(library.tally.summary())
             raise
     tally = library.tally
-    for line in failures(tally):
-        print(line, file=sys.stderr)
     say(tally.summary(dry_run=args.dry_run))
     return 1 if tally.failed else 0

@@ -9,7 +9,7 @@ failed book is one line: the others go on. ``watch`` rescans every N seconds unt
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -183,8 +183,3 @@ def _cover_file(path: Path | None) -> Cover | None:
         return None
     mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
     return Cover(data, mime)
-
-
-def failures(tally: Tally) -> Iterable[str]:
-    for outcome in tally.failed:
-        yield f"failed: {outcome.book.source}: {outcome.error}"
