@@ -114,3 +114,22 @@ def test_not_a_calibre_database(tmp_path: Path) -> None:
     os.replace(tmp_path / "other.db", tmp_path / "metadata.db")
     with pytest.raises(UserError, match="not a Calibre library"):
         read_calibre(tmp_path)
+
+
+@pytest.mark.parametrize("doc", ["library.md", "library.fr.md"])
+def test_docs_cover_every_library_flag(doc: str) -> None:
+    import re
+
+    from ebook2audio.cli import build_parser
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / doc).read_text(encoding="utf-8")
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["library"]
+    group = next(g for g in sub._action_groups if g.title == "library")
+    for action in group._group_actions:
+        for flag in action.option_strings:
+            assert f"`{flag}" in text, flag
+    for flag in ("--output-name", "--session", "--chapters", "--distributed", "metadata.json", "Vol N - "):
+        assert flag in text, flag
+    en = (root / "docs" / "library.md").read_text(encoding="utf-8")
+    assert len(re.findall(r"^#+ ", text, re.M)) == len(re.findall(r"^#+ ", en, re.M))
