@@ -133,3 +133,51 @@ def test_docs_cover_every_library_flag(doc: str) -> None:
         assert flag in text, flag
     en = (root / "docs" / "library.md").read_text(encoding="utf-8")
     assert len(re.findall(r"^#+ ", text, re.M)) == len(re.findall(r"^#+ ", en, re.M))
+
+
+def test_watch_survives_an_unreadable_scan_and_stops_on_a_signal(tmp_path: Path) -> None:
+    """Logic only (fake conversion): a scan that fails after the first is a warning; a book done or
+    failed is not tried again while its file is unchanged; a signal while waiting ends the watch."""
+    from types import SimpleNamespace
+
+    from ebook2audio.library import Library
+    from ebook2audio.model import Book, Metadata
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    (tmp_path / "src" / "bad.txt").write_text("b")
+    said: list[str] = []
+    converted: list[str] = []
+
+    def read(path: Path) -> Book:
+        if path.name == "bad.txt":
+            raise UserError("bad.txt: no readable text")
+        return Book(Metadata(title=path.stem.upper(), authors=("X",)), ())
+
+    def convert(book: Path, folder: Path, name: str) -> SimpleNamespace:
+        converted.append(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return SimpleNamespace(outputs=(), already_converted=False, voice=SimpleNamespace(voice="v", engine="e"))
+
+    lib = Library(
+        src=tmp_path / "src", out=tmp_path / "out", extensions=(".txt",), read_book=read,
+        convert_one=convert, find_done=lambda *_: None, say=said.append,
+    )  # fmt: skip
+    real_scan = lib.scan
+    naps = iter(["new book", "unreadable", "stop"])
+
+    def sleep(_s: float) -> None:
+        step = next(naps)
+        if step == "new book":
+            (tmp_path / "src" / "c.txt").write_text("c")
+        elif step == "unreadable":
+            lib.scan = lambda: (_ for _ in ()).throw(UserError("database is locked"))  # type: ignore[method-assign]
+        else:
+            lib.scan = real_scan  # type: ignore[method-assign]
+            raise KeyboardInterrupt
+
+    tally = lib.watch(1.0, sleep=sleep)
+    assert converted == ["A", "C"]  # bad.txt tried once, a.txt never twice
+    assert tally.converted == 2 and len(tally.failed) == 1
+    assert any(s.startswith("warning: database is locked") for s in said) and said[-1] == "stopped watching"
+    assert (tmp_path / "out" / "X" / "A" / "metadata.json").is_file()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import Ebook2AudioError
+from ..errors import Ebook2AudioError, UserError
 from ..model import Book, ChapterMark, Cover
 from .layout import Destination, destination, write_sidecars
 from .sources import LibraryBook, is_calibre_library, read_calibre, scan_folder
@@ -106,13 +106,17 @@ class Library:
     def watch(self, interval: float, sleep: Callable[[float], None] = time.sleep) -> Tally:
         """Scan, convert what is new, wait ``interval`` seconds, again. A signal while waiting
         (KeyboardInterrupt) ends it; during a conversion it propagates (the book is interrupted)."""
+        self.run_once()  # a library that cannot be read at all stops here (UserError)
         while True:
-            self.run_once()
             try:
                 sleep(interval)
             except KeyboardInterrupt:
                 self.say("stopped watching")
                 return self.tally
+            try:
+                self.run_once()
+            except UserError as exc:  # e.g. Calibre writing its database right now: the next scan
+                self.say(f"warning: {exc}; next scan in {interval:g} s")
 
     # ----------------------------------------------------------------------------------------------
 
