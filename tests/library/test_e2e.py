@@ -173,6 +173,12 @@ def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
     )
     r = run_cli(["library", str(tmp_path), "--output-name", "x"], tmp_path)
     assert r.returncode == 2 and "--output-name" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(["library", str(tmp_path), "--watch", "--dry-run"], tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--watch" in r.stderr
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "metadata.db").write_bytes(b"not a database" * 100)
+    r = run_cli(["library", str(tmp_path / "lib"), "-o", str(tmp_path / "o")], tmp_path)
+    assert r.returncode == 2 and "Calibre library" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_interrupt_then_rerun_redoes_nothing(tmp_path: Path) -> None:

@@ -66,6 +66,8 @@ def run_library(
         raise UserError(f"{src}: not a folder (give a folder of books or a Calibre library)")
     if args.watch is not None and args.watch <= 0:
         raise UserError("--watch SECONDS must be positive")
+    if args.watch is not None and args.dry_run:
+        raise UserError("--dry-run lists what one pass would convert: it cannot be used with --watch")
     settings = load_settings(load_flags(args), env, config_file=args.config)
     out = Path(settings.output_dir)
     check_output_dir(out)
