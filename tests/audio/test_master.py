@@ -185,7 +185,7 @@ def dense_master(x: np.ndarray, settings: Mastering) -> np.ndarray:
         short = settings.loudness - got
         if abs(short) < master.LOUDNESS_TOLERANCE:
             break
-        slope = 1.0 if last is None or got == last[1] else (gain_db - last[0]) / (got - last[1])
+        slope = master.FIRST_SLOPE if last is None or got == last[1] else (gain_db - last[0]) / (got - last[1])
         last = (gain_db, got)
         gain_db = min(gain_db + short * min(max(slope, 1.0), 4.0), master.MAX_GAIN_DB)
     y = x * gain
