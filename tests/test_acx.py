@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ebook2audio.acx import ACX, ACX_LOUDNESS, apply_preset, credits, narrator, package_files, with_credits
@@ -133,3 +134,29 @@ def test_package_lines() -> None:
 def test_spec_numbers_are_inside_acx_limits() -> None:
     assert ACX.head_min <= ACX.head_s <= ACX.head_max and ACX.tail_min <= ACX.tail_s <= ACX.tail_max
     assert ACX.sample_s <= ACX.sample_max_s and Path(f"{ACX.bitrate}").name == "192k"
+
+
+def test_lift_raises_a_short_file_to_the_rms_under_the_ceiling() -> None:
+    """Credits: two sentences and a pause, with 2.25 s of room tone around them, measure under -22 dB
+    RMS as mastered; lifted, well inside ACX's range with the true peak still 1 dB under the ceiling.
+    (This noise with a syllable envelope saturates the limiter near -20.7 dB; espeak-ng's credits
+    reach -20.5 dB, tests/distributed/test_acx.py.)"""
+    from ebook2audio.acx import ACX_RMS, lift
+    from ebook2audio.audio.master import master_pcm, true_peak_db
+    from ebook2audio.model import Mastering
+
+    from .audio.test_master import RATE, pcm, speechlike
+
+    sentence = master_pcm(speechlike(2.0, 0.9, seed=1), RATE, Mastering(-19.5, -3.0))
+    body = np.concatenate((sentence, np.zeros(RATE // 3), sentence))
+    room = round(2.25 * RATE)
+
+    def rms(x: np.ndarray) -> float:
+        return 10 * math.log10(float(np.dot(x, x)) / (len(x) + room))
+
+    assert rms(body) < ACX_RMS - 1.5
+    lifted = np.frombuffer(lift(pcm(body), RATE, room, -3.0), dtype="<i2") / 32768
+    assert rms(lifted) >= rms(body) + 1.5 and -21.0 <= rms(lifted) <= ACX_RMS, (rms(body), rms(lifted))
+    assert true_peak_db(lifted) <= -3.0 - 1.0 + 0.05
+    level = body * 10 ** ((ACX_RMS - 10 * math.log10(float(np.dot(body, body)) / len(body))) / 20)
+    assert lift(pcm(level), RATE, 0, -3.0) == pcm(level)  # already at -20 dB RMS: left as it is

@@ -25,18 +25,22 @@ Pure but for ``write_package`` (ffmpeg, files) and ``existing_package`` (reads t
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from . import output
 from .audio.assemble import AssemblyResult, book_tags
 from .audio.ffmpeg import EncodeSpec, PcmEncoder, ffmetadata
+from .audio.master import integrated_loudness, master_pcm
 from .audio.pcm import ms_to_samples
 from .config import Settings
 from .errors import AssemblyError, ConfigError
-from .model import Book, Chapter, Chunk, EngineInfo, Metadata, Plan
+from .model import Book, Chapter, Chunk, EngineInfo, Mastering, Metadata, Plan
 from .scratch import move_into_place
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,10 @@ PRESETS = ("acx",)
 # limiter, leave no room to raise it afterwards. -19.5 LUFS puts chapters at about -20 dB RMS
 # and the shortest credits above -23.
 ACX_LOUDNESS = -19.5
+ACX_RMS = -20.0  # dB: where a file's RMS is aimed
+SHORT_S = 60.0  # files shorter than this (speech and pauses) are checked, and lifted, before encoding
+RMS_SLACK = 0.5  # dB under ACX_RMS that a short file may stay
+LIFT_MAX_DB = 6.0  # the most a short file is raised (into the limiter)
 OPENING = "Opening Credits"
 CLOSING = "Closing Credits"
 SAMPLE = "Retail Sample"
@@ -214,6 +222,7 @@ def write_package(
     folder: Path,
     *,
     bitrate: str = ACX.bitrate,
+    true_peak: float = ACX.peak_max,
     tags_extra: Mapping[str, str] | None = None,
     temp_dir: Path | None = None,
 ) -> AssemblyResult:
@@ -242,18 +251,20 @@ def write_package(
                 extra_args=("-ar", str(ACX.sample_rate), "-ac", str(ACX.channels)),
             )  # fmt: skip
             tmp = workdir / f"{k}.mp3"
-            samples = 0
+            head = bytes(2 * ms_to_samples(round(ACX.head_s * 1000), rate))
+            tail = bytes(2 * ms_to_samples(round(ACX.tail_s * 1000), rate))
+            samples = (len(head) + len(tail)) // 2
             with PcmEncoder(spec, tmp, label=pf.name) as encoder:
-                encoder.write(bytes(2 * ms_to_samples(round(ACX.head_s * 1000), rate)))
-                for i, chunk in enumerate(chunks):
-                    pcm = read_pcm(chunk.id)
-                    encoder.write(pcm)
-                    last = i == len(chunks) - 1
-                    pause = ms_to_samples(round(ACX.tail_s * 1000) if last else chunk.pause_after_ms, rate)
-                    encoder.write(bytes(2 * pause))
-                    samples += len(pcm) // 2 + pause
+                encoder.write(head)
+                for block in _body(chunks, read_pcm, rate, samples, true_peak):
+                    encoder.write(block)
+                    samples += len(block) // 2
+                encoder.write(tail)
                 encoder.finish()
-            duration += samples / rate + ACX.head_s
+            duration += samples / rate
+            if samples / rate > ACX.max_minutes * 60:
+                log.warning("%s lasts %.0f minutes: ACX takes at most %g per file", pf.name, samples / rate / 60,
+                            ACX.max_minutes)  # fmt: skip
             written.append((tmp, folder / pf.name))
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -262,8 +273,62 @@ def write_package(
         except OSError as exc:
             raise AssemblyError(f"cannot write the ACX package in {folder}: {exc.strerror or exc}") from exc
     outputs = tuple(final for _, final in written)
+    stale = sorted(p.name for p in folder.glob("*.mp3") if p not in outputs)
+    if stale:  # an earlier package of other chapters (--overwrite): they would be uploaded with it
+        log.warning("files not written by this run remain in %s: %s", folder, ", ".join(stale))
     log.info("wrote the ACX package %s (%d files)", folder, len(outputs))
     return AssemblyResult(outputs=outputs, duration=duration, chapters=(), subtitles=())
+
+
+def _body(
+    chunks: tuple[Chunk, ...], read_pcm: Callable[[str], bytes], rate: int, room: int, true_peak: float
+) -> Iterator[bytes]:
+    """A file's speech and pauses (not its room tone: ``room`` samples of it). A file of less than
+    ``SHORT_S`` whose RMS, room tone included, falls under ``ACX_RMS - RMS_SLACK`` (the credits: a few
+    sentences in two seconds of silence) is held in memory and made louder by ``lift``."""
+    blocks: list[bytes] = []
+    held = 0
+    for i, chunk in enumerate(chunks):
+        pcm = read_pcm(chunk.id)
+        pause = bytes(0 if i == len(chunks) - 1 else 2 * ms_to_samples(chunk.pause_after_ms, rate))
+        if held > SHORT_S * rate * 2:  # a long file: streamed as it is
+            yield pcm
+            yield pause
+            continue
+        blocks += (pcm, pause)
+        held += len(pcm) + len(pause)
+        if held > SHORT_S * rate * 2:
+            yield from blocks
+            blocks = []
+    if blocks:
+        yield lift(b"".join(blocks), rate, room, true_peak)
+
+
+def lift(body: bytes, rate: int, room: int, true_peak: float) -> bytes:
+    """``body`` (16-bit PCM, mastered sentences and pauses) mastered again as a whole, louder under the
+    same true-peak ceiling, when its RMS with ``room`` samples of silence added is more than
+    RMS_SLACK under ACX_RMS: the limiter takes the peaks, so the RMS rises (at most LIFT_MAX_DB)."""
+    x = np.frombuffer(body, dtype="<i2").astype(np.float64) / 32768.0
+    if not x.size:
+        return body
+
+    def rms_db(y: np.ndarray) -> float:
+        energy = float(np.dot(y, y))
+        return 10 * math.log10(energy / (len(y) + room)) if energy > 0 else -math.inf
+
+    missing = ACX_RMS - rms_db(x)
+    if not (RMS_SLACK < missing < math.inf):
+        return body
+    loudness = integrated_loudness(x, rate)
+    lifted = x
+    for _ in range(3):  # the limiter takes part of the gain away: corrected tries
+        target = loudness + min(missing, LIFT_MAX_DB)
+        lifted = master_pcm(x, rate, Mastering(loudness=target, true_peak=true_peak))
+        short = ACX_RMS - rms_db(lifted)
+        if short < RMS_SLACK / 2:
+            break
+        missing += short
+    return np.clip(np.rint(lifted * 32768.0), -32768, 32767).astype("<i2").tobytes()
 
 
 def _sample_chunks(chunks: tuple[Chunk, ...], read_pcm: Callable[[str], bytes], rate: int) -> tuple[Chunk, ...]:

@@ -462,6 +462,7 @@ def _run_job(
                 lambda cid: read_chunk_pcm(store, session, cid, plan.sample_rate),
                 out_path,
                 bitrate=settings.bitrate,
+                true_peak=settings.true_peak,
                 tags_extra=options.tags_extra,
                 temp_dir=scratch.path,
             )
