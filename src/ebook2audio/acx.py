@@ -8,8 +8,9 @@ room tone figures from ACX's own article on room tone), and what this stage does
 - MP3, constant bit rate of 192 kb/s or more, 44.1 kHz, all files mono or all stereo: LAME at
   192 kb/s CBR (``ACX.bitrate``), resampled to 44.1 kHz by ffmpeg, mono;
 - RMS between -23 and -18 dB, peaks at most -3 dB, noise floor at most -60 dB: the sentences are
-  mastered to ``ACX_LOUDNESS`` LUFS with the usual -3 dBTP ceiling (the limiter aims at -4); the
-  pauses are digital silence;
+  mastered to ``ACX_LOUDNESS`` LUFS with the usual -3 dBTP ceiling (the limiter aims at -4); a file
+  shorter than a minute that its room tone pulls under the RMS aimed at (the credits) is mastered
+  again as a whole, louder (``lift``); the pauses are digital silence;
 - 0.5 to 1 s of room tone at the head, 1 to 5 s at the tail: ``ACX.head_s`` and ``ACX.tail_s`` of
   silence written around every file's speech (the planned pause after a chapter's last sentence is
   replaced by the tail);

@@ -4,6 +4,7 @@ and on a spoiled copy."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -80,6 +81,9 @@ def test_acx_package_meets_each_number_and_check_says_so(corpus: Path, tmp_path:
     ok = run_cli(["check", "--preset", "acx", str(folder)], tmp_path)
     assert ok.returncode == 0 and ok.stdout.strip().endswith("passed (ACX)"), ok.stdout + ok.stderr
     assert "44100 Hz mono 192 kb/s CBR" in ok.stdout
+    report = json.loads(run_cli(["check", "--preset", "acx", str(folder), "--json"], tmp_path).stdout)
+    assert report["passed"] and report["problems"] == [] and len(report["files"]) == 4
+    assert {f["sample_rate"] for f in report["files"]} == {44100} and report["files"][0]["noise_floor"] is None
     again = run_cli(args, tmp_path)
     assert again.returncode == 0 and "already converted" in again.stdout + again.stderr
 
