@@ -171,7 +171,7 @@ def describe(f: FileCheck) -> str:
     layout = {1: "mono", 2: "stereo"}.get(f.channels, f"{f.channels} channels")
     return (
         f"{f.name}: {f.sample_rate} Hz {layout} {rate}, RMS {_db(f.rms)} dB, peak {_db(f.true_peak)} dBTP, "
-        f"noise floor {_db(f.noise_floor)} dB, room tone {f.head:.2f} s + {f.tail:.2f} s, {f.duration:.1f} s"
+        f"noise floor {_db(f.noise_floor)} dB{' (digital silence)' if f.noise_floor == -math.inf else ''}, room tone {f.head:.2f} s + {f.tail:.2f} s, {f.duration:.1f} s"
     )
 
 
