@@ -260,8 +260,10 @@ def _limiter_gain(
     box of ``ATTACK_S``: every smoothed value averages minima that each include the sample's own
     need, so the result never exceeds it; it ramps down before a peak (look-ahead) and back up after.
     Computed on the stretches around the samples over the ceiling only, joined end to end: each
-    stretch has more than a hold and two ramps of unlimited samples on either side, so no window
-    reaches from one stretch into another's peaks.
+    stretch starts a ramp (two boxes) ahead of its first peak and ends a hold and a ramp after its
+    last, so every window that matters lies in its own stretch, and the values a window may read
+    across a join (a stretch's unlimited tail, the next one's unlimited start) are those it would
+    read there.
     """
     w = max(1, round(ATTACK_S * rate))
     hold = 2 * w - 1 + max(0, round(HOLD_S * rate))
@@ -269,8 +271,9 @@ def _limiter_gain(
     hot, peaks = idx[over], env[over]
     if hot.size == 0:
         return hot, np.zeros(0)
-    margin = hold + 2 * w
-    pos = _around(hot, margin, margin, n + 2 * w)  # the stretches' positions
+    # The stretches: from a ramp ahead of the first peak (where the gain starts to fall) to a hold and
+    # a ramp after the last; peaks closer than that share one.
+    pos = _around(hot, 2 * w, hold + 2 * w, n + 2 * w)
     held_env = np.zeros(len(pos))
     held_env[np.searchsorted(pos, hot)] = peaks
     # held[k] = max of the envelope over [k - hold + 1, k] (a trailing maximum), zeros before the start
