@@ -361,6 +361,8 @@ def master_chunk(pcm: bytes, rate: int, settings: Mastering | None) -> bytes:
     """16-bit mono PCM mastered (``master_pcm``); returned as it is when ``settings`` is None."""
     if settings is None or len(pcm) < 2:
         return pcm
-    x = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64) / 32768.0
+    x = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64)
+    x *= 1 / 32768.0
     y = master_pcm(x, rate, settings)
-    return np.clip(np.rint(y * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    y *= 32768.0  # in place: y is this function's own array (x itself when left as it is)
+    return np.clip(np.rint(y, out=y), -32768, 32767, out=y).astype("<i2").tobytes()
