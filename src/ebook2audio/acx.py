@@ -48,10 +48,9 @@ log = logging.getLogger(__name__)
 
 PRESETS = ("acx",)
 # Mastering target. A chapter of Piper's mastered sentences with the book's pauses measures about
-# 0.3 dB under its LUFS as plain RMS, espeak-ng's about 0.9 dB under (measured); the room tone of
-# a short file (the credits) takes up to 2 dB more away, and the peaks, held at -4 dBTP by the
-# limiter, leave no room to raise it afterwards. -19.5 LUFS puts chapters at about -20 dB RMS
-# and the shortest credits above -23.
+# 0.3 dB under its LUFS as plain RMS, espeak-ng's about 0.9 dB under (measured): -19.5 LUFS puts
+# chapters at about -20 dB RMS. The room tone of a short file (the credits) takes up to 3 dB more
+# away, and its peaks, held at -4 dBTP by the limiter, leave no room for a plain gain: ``lift``.
 ACX_LOUDNESS = -19.5
 ACX_RMS = -20.0  # dB: where a file's RMS is aimed
 SHORT_S = 60.0  # files shorter than this (speech and pauses) are checked, and lifted, before encoding
