@@ -261,7 +261,8 @@ def write_package(
                     samples += len(block) // 2
                 encoder.write(tail)
                 encoder.finish()
-            duration += samples / rate
+            if pf.track is not None:  # the sample repeats chapter 1: not counted
+                duration += samples / rate
             if samples / rate > ACX.max_minutes * 60:
                 log.warning("%s lasts %.0f minutes: ACX takes at most %g per file", pf.name, samples / rate / 60,
                             ACX.max_minutes)  # fmt: skip
