@@ -92,6 +92,10 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "--lexicon", type=Path, metavar="FILE",
         help="pronunciation lexicon (TOML) of this book, over the user's ~/.config/ebook2audio/lexicon.toml",
     )  # fmt: skip
+    p.add_argument(
+        "--preset", choices=["acx"],
+        help="acx: the package ACX (Audible) asks for: a folder of MP3s, one per chapter, with credits and a retail sample",
+    )  # fmt: skip
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
 
 
@@ -153,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser(
         "check", help="check an audiobook's loudness, peaks, noise floor, silences and chapters (exit 1: problems)"
     )
-    chk.add_argument("audiobook", type=Path, help="an audio file (m4b, mp3, ...)")
+    chk.add_argument("audiobook", type=Path, help="an audio file (m4b, mp3, ...); with --preset acx, a package folder or one of its files")
     chk.add_argument("--loudness", type=float, default=-19.0, metavar="LUFS", help="integrated target (default -19)")
     chk.add_argument("--tolerance", type=float, default=1.0, metavar="LU", help="either side of it (default 1)")
     chk.add_argument("--true-peak", type=float, default=-3.0, metavar="DBTP", help="ceiling (default -3)")
@@ -162,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--max-silence", type=float, default=5.0, metavar="S", help="longest silence (default 5)")
     chk.add_argument("--max-lra", type=float, default=15.0, metavar="LU", help="loudness range (default 15)")
+    chk.add_argument(
+        "--preset", choices=["acx"], help="acx: check a package folder (or one file) against each ACX number"
+    )
     chk.add_argument("--json", action="store_true", help="machine-readable output")
 
     voices = sub.add_parser("voices", help="list installed voices by engine and language")
@@ -362,6 +369,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import CheckLimits, check_audiobook
 
+    if args.preset:
+        from .acx_check import run_check
+
+        return run_check(args.audiobook, as_json=args.json)
     if args.tolerance < 0 or args.max_silence <= 0:
         raise UserError("--tolerance must be 0 or more and --max-silence positive")
     limits = CheckLimits(

@@ -61,6 +61,7 @@ class Settings:
     loudness: float = -19.0  # LUFS
     true_peak: float = -3.0  # dBTP
     lexicon: Path = Path()  # a book's pronunciation lexicon (TOML); Path() = none (the user's is always read)
+    preset: str = ""  # "acx": the package ACX asks for (acx.py), instead of one audiobook file
 
     def validated(self) -> Settings:
         if self.format not in FORMATS:
@@ -86,6 +87,8 @@ class Settings:
             raise ConfigError(f"--true-peak must be between -20 and 0 dBTP, not {self.true_peak}")
         if self.encode_jobs < 0:
             raise ConfigError("--encode-jobs must be 0 (one per core) or more")
+        if self.preset not in ("", "acx"):
+            raise ConfigError(f"unknown preset {self.preset!r} (choose from acx)")
         return self
 
     @property

@@ -297,7 +297,7 @@ def request_key(book_digest: str, settings: Settings, extra: str = "") -> str:
     fields = (
         "engine", "voice", "language", "speed", "sentence_pause_ms", "paragraph_pause_ms",
         "chapter_pause_ms", "chapters", "format", "bitrate", "split_hours", "subtitles", "output_name",
-        "master", "loudness", "true_peak",
+        "master", "loudness", "true_peak", "preset",
     )  # fmt: skip
     data: dict[str, object] = {name: getattr(settings, name) for name in fields}
     data["extra"] = extra  # the lexicon's entries (a file's content can change under the same name)

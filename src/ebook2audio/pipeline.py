@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import output
+from .acx import apply_preset, existing_package, package_dir, with_credits, write_package
 from .audio.assemble import AssemblyOptions, AssemblyResult, StreamingAssembler, assemble
 from .audio.chunkfmt import HEAD_BYTES, samples_from_head
 from .audio.ffmpeg import check_ffmpeg
@@ -157,6 +158,7 @@ def output_fingerprint(
     selection = parse_chapter_selection(settings.chapters, chapters) if settings.chapters.strip() else []
     master = mastering(settings)
     audio = f"{master.key() if master else 'raw'};lexicon {lexicon.key() if lexicon else ''}"
+    audio += f";preset {settings.preset}" if settings.preset else ""
     return output.fingerprint(
         book_digest,
         replace(output.output_settings(
@@ -244,6 +246,7 @@ def convert(
     """
     rep = reporter or QuietReporter()
     t_start = time.perf_counter()
+    settings = apply_preset(settings)  # --preset acx: mp3 192k, its loudness, no subtitles
     if settings.session:
         check_session_id(settings.session)
     check_ffmpeg()  # a too old $EBOOK2AUDIO_FFMPEG stops here, not after the synthesis
@@ -270,16 +273,21 @@ def convert(
             f"no {spec.engine} voice for language '{spec.language}': using {info.engine} voice '{info.voice}'"
         )
     rep.message(f"voice: {info.engine} {info.voice} ({info.language}, {info.sample_rate} Hz)")
+    if settings.preset:
+        book = with_credits(book, info)  # the opening and closing credits, read like chapters
 
     # The output: skipped when already made from this book with these settings, refused when made
     # otherwise (unless --overwrite), and its folder and name checked before any synthesis.
     out_dir = settings.output_dir
     base = output_basename(book, settings)
-    out_path = out_dir / f"{base}.{settings.format}"
+    out_path = package_dir(out_dir, base) if settings.preset else out_dir / f"{base}.{settings.format}"
     fingerprint = output_fingerprint(digest, settings, info, chapters_in_book, lexicon)
-    existing = output.existing_output(
-        out_path, fingerprint, split=bool(settings.split_hours), subtitles=settings.subtitles
-    )
+    if settings.preset:
+        existing = existing_package(out_path, fingerprint)
+    else:
+        existing = output.existing_output(
+            out_path, fingerprint, split=bool(settings.split_hours), subtitles=settings.subtitles
+        )
     record = output.Record(out_path, fingerprint, bool(settings.split_hours), settings.subtitles, asdict(info))
     if existing.state == "done" and not settings.overwrite:
         output.remember(output.index_dir(env), request, record)  # the next rerun need not read the book
@@ -448,6 +456,16 @@ def _run_job(
         rep.phase("assembling")
         if streaming is not None:
             result = streaming.finish()
+        elif settings.preset:  # one MP3 per chapter, the credits and the retail sample (acx.py)
+            result = write_package(
+                plan,
+                lambda cid: read_chunk_pcm(store, session, cid, plan.sample_rate),
+                out_path,
+                bitrate=settings.bitrate,
+                true_peak=settings.true_peak,
+                tags_extra=options.tags_extra,
+                temp_dir=scratch.path,
+            )
         else:
             result = assemble(
                 plan, read_chunk, out_path, options, cover=book.cover, chunk_samples=chunk_samples

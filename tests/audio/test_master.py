@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ebook2audio.audio import master
 from ebook2audio.audio.ffmpeg import analyze_audio
-from ebook2audio.audio.master import LIMITER_HEADROOM_DB, integrated_loudness, master_chunk, true_peak_db
+from ebook2audio.audio.master import (
+    LIMITER_HEADROOM_DB,
+    integrated_loudness,
+    master_chunk,
+    master_pcm,
+    true_peak_db,
+)
 from ebook2audio.audio.pcm import wav_bytes
 from ebook2audio.model import Mastering
 
@@ -117,3 +124,99 @@ def test_silence_and_none_pass_through() -> None:
     assert master_chunk(voice, RATE, None) == voice
     hum = pcm(np.full(RATE, 1e-5))  # under the -70 LUFS gate: left as it is, not raised 30 dB+
     assert master_chunk(hum, RATE, Mastering()) == hum
+
+
+def dense_envelope(x: np.ndarray) -> np.ndarray:
+    """The 4x peak envelope at every sample, the plain way (reference for the sparse one)."""
+    phases = master._interpolator()
+    env = np.abs(x)
+    for p in range(1, master.OVERSAMPLE):
+        between = np.convolve(x, phases[p])[master.TAPS // 2 : master.TAPS // 2 + len(x)]
+        env = np.maximum(env, np.abs(between))
+    return env
+
+
+def test_peak_bound_holds_and_is_reached() -> None:
+    """The interpolated peak never exceeds the sample peak times peak_bound() (what lets a quiet chunk
+    skip the oversampling), and a signal with the signs of a phase's taps reaches it."""
+    bound = master.peak_bound()
+    assert 1.7 < bound < 1.8  # +4.9 dB
+    rng = np.random.default_rng(7)
+    for x in (rng.uniform(-0.5, 0.5, 5000), speechlike(1.0, 0.8, seed=5), np.sign(rng.standard_normal(999)) * 0.3):
+        assert 10 ** (true_peak_db(x) / 20) <= np.max(np.abs(x)) * bound * (1 + 1e-12)
+    phases = master._interpolator()
+    worst = int(np.argmax(np.abs(phases).sum(axis=1)))
+    x = np.zeros(200)
+    x[100 - master.TAPS // 2 + 1 : 100 + master.TAPS // 2 + 1] = 0.5 * np.sign(phases[worst][::-1])
+    assert 10 ** (true_peak_db(x) / 20) == pytest.approx(0.5 * bound, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sparse_envelope_and_true_peak_match_dense(seed: int) -> None:
+    x = speechlike(2.0, 0.9, seed=seed, crest=seed == 2)
+    dense = dense_envelope(x)
+    assert true_peak_db(x) == pytest.approx(20 * math.log10(dense.max()), abs=1e-9)
+    threshold = 0.3
+    idx, env = master._envelope_over(x, threshold, master._interpolator())
+    assert np.allclose(env, dense[idx], atol=1e-12)
+    outside = np.ones(len(x), dtype=bool)
+    outside[idx] = False
+    assert np.all(dense[outside] <= threshold) and np.any(dense[idx] > threshold)
+
+
+def dense_master(x: np.ndarray, settings: Mastering) -> np.ndarray:
+    """master_pcm's definition computed on every sample (the limiter's gain and the loudness of each
+    pass over the whole chunk): the reference for the sparse computation."""
+    weighted = master._k_filter(x, RATE)
+    gain_db = min(settings.loudness - master._gated(master._blocks(weighted, RATE)), master.MAX_GAIN_DB)
+    ceiling = 10 ** ((settings.true_peak - LIMITER_HEADROOM_DB) / 20)
+    env = dense_envelope(x)
+    if 10 ** (gain_db / 20) * env.max() <= ceiling:
+        return x * 10 ** (gain_db / 20)
+    w = round(master.ATTACK_S * RATE)
+    hold = 2 * w - 1 + round(master.HOLD_S * RATE)
+    held = -master._running_min(-np.concatenate((np.zeros(hold - 1), env, np.zeros(2 * w))), hold)
+    last = None
+    for _ in range(master.LIMIT_PASSES):
+        level = 10 ** (gain_db / 20)
+        need = np.minimum(1.0, ceiling / (level * np.maximum(held, 1e-12)))
+        gain = level * np.minimum(master._box(master._box(need, w), w)[: len(x)], 1.0)
+        got = master._gated(master._blocks(weighted * gain, RATE))
+        short = settings.loudness - got
+        if abs(short) < master.LOUDNESS_TOLERANCE:
+            break
+        slope = master.FIRST_SLOPE if last is None or got == last[1] else (gain_db - last[0]) / (got - last[1])
+        last = (gain_db, got)
+        gain_db = min(gain_db + short * min(max(slope, 1.0), 4.0), master.MAX_GAIN_DB)
+    y = x * gain
+    peak = dense_envelope(y).max()
+    return y * (ceiling / peak) if peak > ceiling else y
+
+
+@pytest.mark.parametrize(
+    ("level", "crest", "target", "seconds"),
+    [(0.9, True, -19.0, 3.0), (0.3, False, -14.0, 3.0), (0.9, True, -12.0, 3.0), (0.9, True, -19.0, 0.05)],
+)
+def test_sparse_limiter_matches_dense_reference(level: float, crest: bool, target: float, seconds: float) -> None:
+    settings = Mastering(loudness=target, true_peak=-3.0)
+    if seconds < 0.1:  # a chunk shorter than the K-weighting's tail and than one block: a tone and a click
+        x = 0.05 * np.sin(2 * math.pi * 300 * np.arange(round(seconds * RATE)) / RATE)
+        x[100:103] = [0.99, -0.99, 0.99]
+    else:
+        x = speechlike(seconds, level, seed=11, crest=crest)
+    ours = master_pcm(x, RATE, settings)
+    assert np.max(np.abs(ours - dense_master(x, settings))) < 1e-7
+    ratio = ours[np.abs(x) > 0.01] / x[np.abs(x) > 0.01]
+    assert np.ptp(ratio) > 0.05 * np.max(ratio)  # the limiter did turn some peaks down
+
+
+def test_k_filter_matches_the_recursive_filter() -> None:
+    """The FFT K-weighting equals the two biquads run sample by sample (at 22.05 and 48 kHz)."""
+    for rate, seconds in ((22050, 0.3), (48000, 0.3), (22050, 0.005)):  # 0.005 s: a block shorter than the tail
+        x = speechlike(seconds, 0.5, seed=4) if seconds > 0.1 else np.random.default_rng(4).uniform(-0.5, 0.5, 110)
+        b, a = master.k_weighting(rate)
+        y = np.zeros(len(x))
+        for i in range(len(x)):
+            acc = sum(b[k] * x[i - k] for k in range(5) if i >= k)
+            y[i] = acc - sum(a[k] * y[i - k] for k in range(1, 5) if i >= k)
+        assert np.max(np.abs(master._k_filter(x, rate) - y)) < 1e-9

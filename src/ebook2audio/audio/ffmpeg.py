@@ -44,11 +44,13 @@ __all__ = [
     "AudioStats",
     "EncodeSpec",
     "FfmpegBuild",
+    "Levels",
     "MetaChapter",
     "OutputFormat",
     "PcmEncoder",
     "ProbeResult",
     "analyze_audio",
+    "analyze_levels",
     "check_ffmpeg",
     "encode_command",
     "encode_pcm",
@@ -462,6 +464,7 @@ class ProbeResult:
     codec: str  # of the first audio stream
     sample_rate: int
     streams: tuple[str, ...] = ()  # stream types in order: "audio", "video", "data", ...
+    channels: int = 0  # of the first audio stream
 
 
 def probe(path: Path) -> ProbeResult:
@@ -505,6 +508,7 @@ def probe(path: Path) -> ProbeResult:
                 else "",  # mp3float -> mp3
                 sample_rate=int(audio.sample_rate or 0) if audio is not None else 0,
                 streams=tuple(s.type for s in container.streams),
+                channels=int(audio.codec_context.channels or 0) if audio is not None else 0,
             )
     except av.FFmpegError as exc:
         raise AssemblyError(f"cannot read {path.name}: {exc}") from exc
@@ -580,3 +584,34 @@ def analyze_audio(
     m = re.findall(r"time=(\d+):(\d+):([\d.]+)", text)
     duration = int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0
     return parse_analysis(text, duration)
+
+
+_RMS_RE = re.compile(r"Overall.*?RMS level dB: (-?[\d.]+|-?inf|nan)", re.S)
+
+
+@dataclass(frozen=True)
+class Levels:
+    """``analyze_audio``'s measurements, the plain (unweighted) RMS of the whole file, its duration."""
+
+    stats: AudioStats
+    rms: float  # dBFS: 20 log10 of the root mean square of every sample (a full-scale sine: -3 dB)
+    duration: float  # seconds, as decoded
+
+
+def analyze_levels(
+    path: Path, *, silence_db: float = -60.0, min_silence: float = 0.3, ffmpeg: str | None = None
+) -> Levels:
+    """``analyze_audio`` and the file's RMS level (astats' overall "RMS level dB"), in one pass."""
+    cmd = [*analyze_command(ffmpeg or find_ffmpeg(), path, silence_db, min_silence), "-f", "null", "-"]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError as exc:
+        raise AssemblyError(f"cannot start ffmpeg ({cmd[0]}): {exc}") from exc
+    text = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0:
+        tail = " | ".join(line for line in text.splitlines()[-3:] if line.strip())
+        raise AssemblyError(f"ffmpeg cannot read {path.name}: {tail}")
+    m = re.findall(r"time=(\d+):(\d+):([\d.]+)", text)
+    duration = int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0
+    rms = _RMS_RE.search(text)
+    return Levels(parse_analysis(text, duration), float(rms.group(1)) if rms else math.nan, duration)
