@@ -92,7 +92,23 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "--lexicon", type=Path, metavar="FILE",
         help="pronunciation lexicon (TOML) of this book, over the user's ~/.config/ebook2audio/lexicon.toml",
     )  # fmt: skip
+    _verify_flags(p)
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
+
+
+def _verify_flags(p: argparse.ArgumentParser) -> None:
+    """--verify and its settings (docs/verify.md)."""
+    p.add_argument(
+        "--verify", action="store_const", const=True,
+        help="hear every sentence with offline speech recognition and retake the wrong ones",
+    )  # fmt: skip
+    p.add_argument("--verify-takes", type=int, metavar="N", help="--verify: at most N takes a sentence (default 3)")
+    p.add_argument("--verify-max-wer", type=float, metavar="R", help="--verify: word error rate limit (default 0.5)")
+    p.add_argument("--verify-max-cer", type=float, metavar="R", help="--verify: character error rate limit (0.3)")
+    p.add_argument(
+        "--asr-model", metavar="PATH|NAME",
+        help="speech-recognition model: a CTranslate2 Whisper folder, tiny.en or base (default: by language)",
+    )  # fmt: skip
 
 
 def _common_flags() -> argparse.ArgumentParser:

@@ -565,10 +565,19 @@ def parse_analysis(text: str, duration: float = 0.0) -> AudioStats:
 
 
 def analyze_audio(
-    path: Path, *, silence_db: float = -60.0, min_silence: float = 5.0, ffmpeg: str | None = None
+    path: Path,
+    *,
+    silence_db: float = -60.0,
+    min_silence: float = 5.0,
+    ffmpeg: str | None = None,
+    span: tuple[float, float] | None = None,
 ) -> AudioStats:
-    """Measure the audio of ``path`` in one pass of ffmpeg (streamed: any length)."""
+    """Measure the audio of ``path`` in one pass of ffmpeg (streamed: any length); ``span``: only
+    (start, seconds) of it."""
     cmd = [*analyze_command(ffmpeg or find_ffmpeg(), path, silence_db, min_silence), "-f", "null", "-"]
+    if span is not None:
+        at = cmd.index("-i")
+        cmd[at:at] = ["-ss", f"{max(0.0, span[0]):.3f}", "-t", f"{max(0.01, span[1]):.3f}"]
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     except OSError as exc:

@@ -1,0 +1,211 @@
+"""Does a sentence's audio say its text? Pure comparison of the text with what speech recognition heard.
+
+Both sides are normalised the same way (``comparable``): the project's text normaliser (numbers,
+abbreviations and symbols spelled as the voice was given them), then lower case, apostrophes unified,
+every other non-letter/digit a space. Then:
+
+- word error rate (WER): word-level edit distance / words in the text;
+- character error rate (CER): character-level edit distance of the words joined without spaces /
+  characters of the text (so "to day" for "today" costs nothing);
+- duration ratio: the audio's length / the usual length of the text for the voice
+  (``SECONDS_PER_CHAR`` / speed per character); under ``min_duration`` the take is truncated,
+  over ``max_duration`` it runs on (noise, babble, a stuck voice). Only judged on texts of at least
+  ``RATE_MIN_CHARS`` characters (a short word's length is mostly its attack and release).
+
+A take fails when any of them is over its threshold (``Verification`` in model.py).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .model import Verification
+from .text.normalize import normalize
+
+SECONDS_PER_CHAR = 0.065  # a voice's usual pace, about 15 characters a second (poison.SECONDS_PER_CHAR)
+RATE_MIN_CHARS = 25
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_NON_WORD = re.compile(r"[^\w']+|_")
+
+
+def comparable(text: str, language: str) -> list[str]:
+    """``text`` as the words compared: normalised, lower case, no punctuation."""
+    spoken = normalize(text, language) if text.strip() else ""
+    flat = unicodedata.normalize("NFKC", spoken).translate(_APOSTROPHES).lower()
+    words = _NON_WORD.sub(" ", flat).split()
+    return [w.strip("'") for w in words if w.strip("'")]
+
+
+def edit_distance(a: list[str] | str, b: list[str] | str) -> int:
+    """Levenshtein distance between two sequences (words or characters)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def error_rates(reference: list[str], heard: list[str]) -> tuple[float, float]:
+    """(WER, CER) of ``heard`` against ``reference`` (comparable words). An empty reference: 0, or 1
+    when something was heard."""
+    if not reference:
+        return (0.0, 0.0) if not heard else (1.0, 1.0)
+    wer = edit_distance(reference, heard) / len(reference)
+    ref_chars, heard_chars = "".join(reference), "".join(heard)
+    cer = edit_distance(ref_chars, heard_chars) / len(ref_chars)
+    return wer, cer
+
+
+def expected_seconds(text: str, speed: float = 1.0) -> float:
+    return len(text.strip()) * SECONDS_PER_CHAR / max(speed, 0.01)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One take of one sentence, judged."""
+
+    heard: str
+    wer: float
+    cer: float
+    seconds: float
+    ratio: float  # seconds / the usual duration of the text (0 when not judged)
+    problems: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def score(self) -> float:
+        """Lower is better: used to keep the best of several failing takes."""
+        off = 0.0
+        if self.ratio:
+            off = max(0.0, 0.5 - self.ratio) + max(0.0, self.ratio - 2.0) * 0.25
+        return self.cer + 0.5 * self.wer + off
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["problems"] = list(self.problems)
+        for k in ("wer", "cer", "seconds", "ratio"):
+            d[k] = round(d[k], 4)
+        return d
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verdict:
+        return cls(
+            heard=str(data["heard"]),
+            wer=float(data["wer"]),
+            cer=float(data["cer"]),
+            seconds=float(data["seconds"]),
+            ratio=float(data["ratio"]),
+            problems=tuple(data.get("problems") or ()),
+        )
+
+
+def judge(text: str, heard: str, seconds: float, spec: Verification, speed: float = 1.0) -> Verdict:
+    """The verdict on a take of ``text`` lasting ``seconds`` in which the recogniser heard ``heard``. Pure."""
+    reference = comparable(text, spec.language)
+    wer, cer = error_rates(reference, comparable(heard, spec.language))
+    problems: list[str] = []
+    if wer > spec.max_wer:
+        problems.append(f"word error rate {wer:.0%} over {spec.max_wer:.0%}")
+    if cer > spec.max_cer:
+        problems.append(f"character error rate {cer:.0%} over {spec.max_cer:.0%}")
+    ratio = 0.0
+    usual = expected_seconds(text, speed)
+    if len(text.strip()) >= RATE_MIN_CHARS and usual > 0:
+        ratio = seconds / usual
+        if ratio < spec.min_duration:
+            problems.append(f"too short ({seconds:.1f} s for about {usual:.1f} s of text): truncated")
+        elif ratio > spec.max_duration:
+            problems.append(f"too long ({seconds:.1f} s for about {usual:.1f} s of text)")
+    return Verdict(heard=heard, wer=wer, cer=cer, seconds=seconds, ratio=ratio, problems=tuple(problems))
+
+
+@dataclass(frozen=True)
+class TakePlan:
+    """How the n-th take (0-based) of a sentence is made: ``seed_variant`` 0 is the chunk's own seed;
+    ``slower`` < 1 slows the voice down (the last take, when there are 3 or more)."""
+
+    seed_variant: int
+    slower: float = 1.0
+
+
+SLOWER = 0.85
+
+
+def take_plans(takes: int) -> list[TakePlan]:
+    """The takes to try, in order: the chunk's own, other seeds, and (3 takes or more) a slower last one."""
+    n = max(1, takes)
+    plans = [TakePlan(i) for i in range(n)]
+    if n >= 3:
+        plans[-1] = TakePlan(n - 1, SLOWER)
+    return plans
+
+
+def best(verdicts: list[Verdict]) -> int:
+    """Index of the take to keep: the first that passed, else the lowest score."""
+    for i, v in enumerate(verdicts):
+        if v.passed:
+            return i
+    return min(range(len(verdicts)), key=lambda i: (verdicts[i].score, i))
+
+
+def check_key(session: str, chunk_id: str) -> str:
+    """Where --verify records what it found for a chunk."""
+    return f"{session}/verify/{chunk_id}.json"
+
+
+def checks_prefix(session: str) -> str:
+    return f"{session}/verify/"
+
+
+@dataclass(frozen=True)
+class ChunkCheck:
+    """What verification found for one stored chunk (``<session>/verify/<chunk id>.json``)."""
+
+    chunk_id: str
+    chapter: int  # 0-based
+    index: int  # 0-based in its chapter
+    text: str  # the book's text (display)
+    takes: int  # syntheses made
+    kept: int  # 0-based take stored
+    verdict: Verdict  # of the kept take
+
+    @property
+    def retaken(self) -> bool:
+        return self.takes > 1
+
+    @property
+    def failed(self) -> bool:
+        return not self.verdict.passed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "chapter": self.chapter,
+            "index": self.index,
+            "text": self.text,
+            "takes": self.takes,
+            "kept": self.kept,
+            "verdict": self.verdict.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChunkCheck:
+        return cls(
+            chunk_id=str(data["chunk_id"]),
+            chapter=int(data["chapter"]),
+            index=int(data["index"]),
+            text=str(data["text"]),
+            takes=int(data["takes"]),
+            kept=int(data["kept"]),
+            verdict=Verdict.from_json(data["verdict"]),
+        )
