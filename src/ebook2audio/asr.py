@@ -162,8 +162,9 @@ class Transcriber:
         except Exception as exc:  # a damaged or foreign model folder
             raise UserError(f"cannot load the speech-recognition model {model.path}: {exc}") from exc
 
-    def transcribe(self, samples: np.ndarray) -> str:
-        """``samples``: float32 mono at 16 kHz (``to_asr_input``). Greedy decoding: deterministic."""
+    def transcribe(self, samples: np.ndarray, *, long: bool = False) -> str:
+        """``samples``: float32 mono at 16 kHz (``to_asr_input``). Greedy decoding: deterministic.
+        ``long``: more than 30 s (a chapter): windows follow the timestamps, so no word is cut."""
         if len(samples) < ASR_RATE // 10:
             return ""
         segments, _info = self._whisper.transcribe(
@@ -172,7 +173,7 @@ class Transcriber:
             beam_size=1,
             temperature=0.0,
             condition_on_previous_text=False,
-            without_timestamps=True,
+            without_timestamps=not long,
             vad_filter=False,
         )
         return " ".join(s.text.strip() for s in segments).strip()

@@ -589,3 +589,19 @@ def analyze_audio(
     m = re.findall(r"time=(\d+):(\d+):([\d.]+)", text)
     duration = int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0
     return parse_analysis(text, duration)
+
+
+def decode_pcm(path: Path, rate: int, span: tuple[float, float] | None = None, ffmpeg: str | None = None) -> bytes:
+    """The first audio stream of ``path`` (or ``span`` = (start, seconds) of it) as 16-bit mono PCM at ``rate``."""
+    cmd = [ffmpeg or find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    if span is not None:
+        cmd += ["-ss", f"{max(0.0, span[0]):.3f}", "-t", f"{max(0.01, span[1]):.3f}"]
+    cmd += ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError as exc:
+        raise AssemblyError(f"cannot start ffmpeg ({cmd[0]}): {exc}") from exc
+    if done.returncode != 0:
+        tail = " | ".join(line for line in done.stderr.decode("utf-8", "replace").splitlines()[-3:] if line.strip())
+        raise AssemblyError(f"ffmpeg cannot read {path.name}: {tail}")
+    return done.stdout
