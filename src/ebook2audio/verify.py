@@ -1,8 +1,8 @@
 """Does a sentence's audio say its text? Pure comparison of the text with what speech recognition heard.
 
 Both sides are normalised the same way (``comparable``): the project's text normaliser (numbers,
-abbreviations and symbols spelled as the voice was given them), then lower case, apostrophes unified,
-every other non-letter/digit a space. Then:
+abbreviations and symbols spelled as the voice was given them), then lower case, accents dropped,
+apostrophes unified, every other non-letter/digit a space. Then:
 
 - word error rate (WER): word-level edit distance / words in the text;
 - character error rate (CER): character-level edit distance of the words joined without spaces /
@@ -37,7 +37,8 @@ _NON_WORD = re.compile(r"[^\w']+|_")
 def comparable(text: str, language: str) -> list[str]:
     """``text`` as the words compared: normalised, lower case, no punctuation."""
     spoken = normalize(text, language) if text.strip() else ""
-    flat = unicodedata.normalize("NFKC", spoken).translate(_APOSTROPHES).lower()
+    decomposed = unicodedata.normalize("NFKD", spoken).translate(_APOSTROPHES).lower()
+    flat = "".join(ch for ch in decomposed if not unicodedata.combining(ch))  # accents are the recogniser's guess
     words = _NON_WORD.sub(" ", flat).split()
     return [w.strip("'") for w in words if w.strip("'")]
 
