@@ -104,8 +104,8 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
         help="hear every sentence with offline speech recognition and retake the wrong ones",
     )  # fmt: skip
     p.add_argument("--verify-takes", type=int, metavar="N", help="--verify: at most N takes a sentence (default 3)")
-    p.add_argument("--verify-max-wer", type=float, metavar="R", help="--verify: word error rate limit (default 0.5)")
-    p.add_argument("--verify-max-cer", type=float, metavar="R", help="--verify: character error rate limit (0.3)")
+    p.add_argument("--verify-max-wer", type=float, metavar="R", help="--verify: word error rate limit (default 0.8)")
+    p.add_argument("--verify-max-cer", type=float, metavar="R", help="--verify: character error rate limit (0.4)")
     p.add_argument(
         "--asr-model", metavar="PATH|NAME",
         help="speech-recognition model: a CTranslate2 Whisper folder, tiny.en or base (default: by language)",

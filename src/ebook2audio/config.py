@@ -63,8 +63,8 @@ class Settings:
     lexicon: Path = Path()  # a book's pronunciation lexicon (TOML); Path() = none (the user's is always read)
     verify: bool = False  # every sentence heard by speech recognition and retaken when wrong (verify.py)
     verify_takes: int = 3  # at most this many syntheses of a sentence
-    verify_max_wer: float = 0.5  # word error rate over which a take fails
-    verify_max_cer: float = 0.3  # character error rate over which a take fails
+    verify_max_wer: float = 0.8  # word error rate over which a take fails
+    verify_max_cer: float = 0.4  # character error rate over which a take fails
     asr_model: str = ""  # "" = by language (asr.py); a CTranslate2 Whisper folder or tiny.en / base
 
     def validated(self) -> Settings:

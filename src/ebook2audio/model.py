@@ -98,8 +98,8 @@ class Verification:
     language: str = "en"  # what the recogniser listens for
     model: str = ""  # "" = by language (asr.py); else a model folder or name
     takes: int = 3  # at most this many syntheses of a sentence (other seeds, then a slower one)
-    max_wer: float = 0.5  # word error rate above which a take fails
-    max_cer: float = 0.3  # character error rate above which a take fails
+    max_wer: float = 0.8  # word error rate above which a take fails (texts of 3 words or more)
+    max_cer: float = 0.4  # character error rate above which a take fails
     min_duration: float = 0.4  # x the voice's usual duration for the text: shorter = truncated
     max_duration: float = 2.5  # longer = run-on, noise or babble
 

@@ -89,7 +89,7 @@ def verify_data(
                 "verified": len(mine),
                 "wer": round(sum(c.verdict.wer * len(c.text) for c in mine) / weight, 4) if mine else None,
                 "cer": round(sum(c.verdict.cer * len(c.text) for c in mine) / weight, 4) if mine else None,
-                "retaken": sum(c.retaken for c in mine),
+                "retaken": sum(c.retaken and not c.failed for c in mine),  # fixed by a retake
                 "failed": sum(c.failed for c in mine),
             }
         )
