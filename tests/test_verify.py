@@ -33,6 +33,7 @@ def test_both_sides_are_normalised_the_same_way() -> None:
     assert comparable("It’s “done”.", "en") == ["it's", "done"]
     assert comparable("L'été à Noël", "fr") == comparable("l'ete a noel", "fr")
     assert comparable("", "en") == []
+    assert comparable("Um, um, um! Er, yes.", "en") == ["yes"]  # hesitations: recognisers drop them
 
 
 def test_edit_distance_and_error_rates() -> None:
@@ -60,6 +61,7 @@ def test_verdicts_flag_wrong_words_truncated_and_run_on_takes() -> None:
     # fewer than 3 words: characters only, and only when nearly nothing like it was heard
     assert judge("Loaded?", "Love it.", 0.7, EN).passed
     assert judge("Stern all!", "", 0.7, EN).problems == ("character error rate 100% over 80%",)
+    assert judge("Um, um, um!", "on", 0.9, EN).passed  # nothing but hesitations: nothing to compare
     # thresholds are the spec's
     assert judge(text, "The lighthouse keeper climbed the stair.", 3.0, EN).passed
     strict = Verification(language="en", max_wer=0.1, max_cer=0.01)

@@ -2,7 +2,7 @@
 
 Both sides are normalised the same way (``comparable``): the project's text normaliser (numbers,
 abbreviations and symbols spelled as the voice was given them), then lower case, accents dropped,
-apostrophes unified, every other non-letter/digit a space. Then:
+apostrophes unified, every other non-letter/digit a space, hesitations ("um", "euh") left out. Then:
 
 - word error rate (WER): word-level edit distance / words in the text;
 - character error rate (CER): character-level edit distance of the words joined without spaces /
@@ -33,6 +33,8 @@ from .text.normalize import normalize
 
 SECONDS_PER_CHAR = 0.065  # a voice's usual pace, about 15 characters a second (poison.SECONDS_PER_CHAR)
 RATE_MIN_CHARS = 25
+# Hesitations a recogniser leaves out by design (Whisper transcribes "Um, um, um!" as nothing): not compared.
+FILLERS = frozenset({"um", "umm", "uh", "uhm", "er", "erm", "hmm", "hm", "mm", "mmm", "euh", "hum"})
 SHORT_WORDS = 3  # a text of fewer words: its word error rate is not judged, and its characters only
 SHORT_MAX_CER = 0.8  # when nearly nothing like it was heard (silence, noise, another sentence)
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
@@ -44,8 +46,8 @@ def comparable(text: str, language: str) -> list[str]:
     spoken = normalize(text, language) if text.strip() else ""
     decomposed = unicodedata.normalize("NFKD", spoken).translate(_APOSTROPHES).lower()
     flat = "".join(ch for ch in decomposed if not unicodedata.combining(ch))  # accents are the recogniser's guess
-    words = _NON_WORD.sub(" ", flat).split()
-    return [w.strip("'") for w in words if w.strip("'")]
+    words = (w.strip("'") for w in _NON_WORD.sub(" ", flat).split())
+    return [w for w in words if w and w not in FILLERS]
 
 
 def edit_distance(a: Sequence[str] | str, b: Sequence[str] | str) -> int:
@@ -129,7 +131,8 @@ class Verdict:
 def judge(text: str, heard: str, seconds: float, spec: Verification, speed: float = 1.0) -> Verdict:
     """The verdict on a take of ``text`` lasting ``seconds`` in which the recogniser heard ``heard``. Pure."""
     reference = comparable(text, spec.language)
-    wer, cer = error_rates(reference, comparable(heard, spec.language))
+    # Nothing to compare (only hesitations, "Um, um, um!"): what is heard is not judged.
+    wer, cer = error_rates(reference, comparable(heard, spec.language)) if reference else (0.0, 0.0)
     problems: list[str] = []
     short = len(reference) < SHORT_WORDS  # "Loaded?" heard "Love it.": one word wrong is all of them
     max_cer = max(spec.max_cer, SHORT_MAX_CER) if short else spec.max_cer
