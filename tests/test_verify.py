@@ -21,6 +21,7 @@ from ebook2audio.verify import (
     edit_distance,
     error_rates,
     judge,
+    listen,
     take_plans,
 )
 
@@ -33,7 +34,8 @@ def test_both_sides_are_normalised_the_same_way() -> None:
     assert comparable("It’s “done”.", "en") == ["it's", "done"]
     assert comparable("L'été à Noël", "fr") == comparable("l'ete a noel", "fr")
     assert comparable("", "en") == []
-    assert comparable("Um, um, um! Er, yes.", "en") == ["yes"]  # hesitations: recognisers drop them
+    assert comparable("Um, um, um! Er, yes.", "en") == ["yes"]
+    assert comparable("On the first of March, 1,891.", "en") == comparable("On the first of March, 1891.", "en")  # hesitations: recognisers drop them
 
 
 def test_edit_distance_and_error_rates() -> None:
@@ -155,3 +157,17 @@ def test_chapter_comparison_problem_lines() -> None:
     assert chapter_problems([ChapterResult(1, "", 9.0, 0.0, 0.0, 3.0, "")], AgainstLimits()) == [
         "speech: chapter 1: 9 s is long for its text (x3.00 the usual length)"
     ]
+
+
+def test_a_failing_take_is_heard_again_with_timestamps_and_the_better_verdict_stands() -> None:
+    text = "He trimmed the wick, polished the great lens, and wrote in the log before he sat down."
+    calls: list[bool] = []
+
+    def hear(timestamps: bool) -> str:
+        calls.append(timestamps)
+        return text if timestamps else "He trimmed the wick."  # greedy decoding stopped early
+
+    assert listen(hear, text, 5.5, EN).passed and calls == [False, True]
+    calls.clear()
+    assert listen(lambda ts: calls.append(ts) or text, text, 5.5, EN).passed and calls == [False]  # type: ignore[func-returns-value]
+    assert not listen(lambda ts: "", text, 5.5, EN).passed

