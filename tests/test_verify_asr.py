@@ -183,3 +183,9 @@ def test_bad_takes_are_retaken_with_another_seed_then_slower_and_the_good_take_s
     normal = len(piper.synthesize(twice, seed=take_seed(chunks[1].id, 2))) // 2
     stored = len(read_chunk_pcm(storage, "s1", chunks[1].id, rate)) // 2
     assert stored > normal * 1.04  # spoken at 0.85x (measured: 8.5 % longer for this sentence)
+
+
+def test_the_model_is_loaded_once_per_process() -> None:
+    model = asr.resolve_model("en")
+    assert asr.transcriber(model, "en") is asr.transcriber(model, "en")
+    assert asr.transcriber(model, "en").transcribe(np.zeros(16_000, dtype=np.float32)) == ""  # silence
