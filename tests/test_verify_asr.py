@@ -21,12 +21,14 @@ from ebook2audio.audio.master import master_chunk
 from ebook2audio.engines.base import Engine
 from ebook2audio.engines.registry import load_engine, resolve_voice
 from ebook2audio.jobstore import read_chunk_pcm
-from ebook2audio.model import Book, Chapter, Mastering, Metadata, Verification, VoiceSpec
+from ebook2audio.model import Book, Chapter, Mastering, Metadata, Plan, Verification, VoiceSpec
 from ebook2audio.plan import PlanOptions, make_plan
 from ebook2audio.report import load_checks
 from ebook2audio.storage.local import LocalStorage
 from ebook2audio.tasks import synthesize_batch, take_seed
 from ebook2audio.verify import ChunkCheck
+
+pytestmark = pytest.mark.slow  # real voices and real recognition models: 5-25 s a test on 2 busy cores
 
 Fault = Callable[[bytes, "FaultyEngine"], bytes]
 
@@ -114,6 +116,10 @@ def run_batch(tmp: Path, engine: Engine, texts: list[str], spec: Verification) -
     return checks, storage, list(plan.chunks)
 
 
+def _plan_of(chunks: list) -> Plan:
+    return Plan("s1", VoiceSpec(), 22050, (), tuple(chunks), ())
+
+
 EN = [
     "The lighthouse keeper climbed the stairs at dusk.",
     "She counted twenty-three ships before the storm came in from the west.",
@@ -183,6 +189,11 @@ def test_bad_takes_are_retaken_with_another_seed_then_slower_and_the_good_take_s
     normal = len(piper.synthesize(twice, seed=take_seed(chunks[1].id, 2))) // 2
     stored = len(read_chunk_pcm(storage, "s1", chunks[1].id, rate)) // 2
     assert stored > normal * 1.04  # spoken at 0.85x (measured: 8.5 % longer for this sentence)
+    # A resume finds both stored (the recipe is the plan's): nothing synthesised or heard again.
+    again = FaultyEngine(piper, {})
+    result = synthesize_batch(storage, "s1", "b1", chunks, again)  # type: ignore[arg-type]
+    assert result.skipped == 2 and not again.calls
+    assert {c.chunk_id: c for c in load_checks(storage, _plan_of(chunks))}.keys() == {c.id for c in chunks}
 
 
 def test_the_model_is_loaded_once_per_process() -> None:
