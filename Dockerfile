@@ -19,9 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # ffmpeg comes from the imageio-ffmpeg wheel and espeak-ng data from espeakng-loader: no apt packages.
 WORKDIR /opt/ebook2audio/src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE NOTICE ./
 COPY src ./src
-COPY app.py ./
 RUN pip install ".[${EXTRAS}]" \
  && rm -rf build src/*.egg-info \
  && ebook2audio --version
@@ -29,10 +28,14 @@ RUN pip install ".[${EXTRAS}]" \
 # An unprivileged user. The directories that compose mounts as named volumes belong to it, so the
 # volumes start out writable by it (/mnt/shared: chunk audio; voices: downloaded Piper voices).
 RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin ebook2audio \
- && mkdir -p /mnt/shared /opt/ebook2audio/voices /data \
- && chown ebook2audio:ebook2audio /mnt/shared /opt/ebook2audio/voices /data
+ && mkdir -p /mnt/shared /opt/ebook2audio/voices /data /app/input /app/output /app/data \
+ && chown ebook2audio:ebook2audio /mnt/shared /opt/ebook2audio/voices /data /app/input /app/output /app/data
+# The guide's entry point (`docker exec ebook2audio-coordinator python app.py ...`) in the working
+# directory, and the licence texts beside it (the program is GPL-3.0-or-later: NOTICE lists the
+# licence of every package installed with it).
+COPY app.py LICENSE NOTICE /app/
 USER ebook2audio
-WORKDIR /data
+WORKDIR /app
 
 ENTRYPOINT ["ebook2audio"]
 CMD ["--help"]

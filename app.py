@@ -10,6 +10,10 @@
     python app.py --ebook input/livre.epub --voice jenny
         -> ebook2audio convert input/livre.epub --voice jenny        (embedded: this machine only)
 
+The guide's ``--voice jenny --language fr``: ``jenny`` is an English Piper voice, so the book is read by
+the French voice instead, said in one line (:func:`guide_voice`). Run in the compose file's coordinator
+container, the command's output is also copied to the container's log (``EBOOK2AUDIO_LOG_MIRROR``).
+
 Both spellings of each flag work (``--output_dir`` and ``--output-dir``). There is no graphical
 interface: ``--script_mode headless`` is accepted (nothing ever prompts), any other mode is refused.
 Prefer the ``ebook2audio`` command itself: ``ebook2audio --help``.
@@ -63,8 +67,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def translate(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
-    """The ``ebook2audio`` arguments for the guide's ``app.py`` arguments.
+def guide_voice(voice: str | None, language: str | None, notes: list[str] | None = None) -> str | None:
+    """The ``--voice`` to pass for the guide's ``--voice NAME --language L``.
+
+    The guide's voice names are short aliases of Piper voices (``jenny`` = en_GB-jenny_dioco-medium,
+    an English voice). An alias whose voice does not speak ``L`` (the guide's ``--voice jenny
+    --language fr``) is dropped: the book is read by the language's own voice (an installed Piper
+    voice of L, else L's default Piper voice, fetched on first use: fr_FR-siwis-medium for French),
+    and ``notes`` gets one line saying so. Full voice names and .onnx paths are always kept.
+    """
+    if not voice or not language:
+        return voice
+    from ebook2audio.engines._common import primary_language
+    from ebook2audio.engines.registry import VOICE_ALIASES, default_piper_voice
+
+    name = VOICE_ALIASES.get(voice.strip().lower())
+    if name is None or primary_language(name.split("-")[0].replace("_", "-")) == primary_language(language):
+        return voice
+    default = default_piper_voice(language)
+    instead = f"the {language} voice ({default} unless another is installed)" if default else "espeak-ng"
+    if notes is not None:
+        notes.append(
+            f"note: --voice {voice} is {name}, which does not speak {language}: the book is read by "
+            f"{instead}; give --voice {name} to keep it anyway"
+        )
+    return None
+
+
+def translate(
+    argv: Sequence[str], env: Mapping[str, str] | None = None, notes: list[str] | None = None
+) -> list[str]:
+    """The ``ebook2audio`` arguments for the guide's ``app.py`` arguments (``notes``: lines to print).
 
     Raises SystemExit(2) for unknown flags (argparse) and AppUsageError for flags that make no sense here.
     """
@@ -99,9 +132,10 @@ def translate(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list
     out = ["convert", a.ebook]
     if a.distributed:
         out.append("--distributed")
+    voice = guide_voice(a.voice, a.language, notes)
     for flag, value in (
         ("--num-workers", a.num_workers),
-        ("--voice", a.voice),
+        ("--voice", voice),
         ("--language", a.language),
         ("--device", a.device),
         ("--output-dir", a.output_dir),
@@ -117,14 +151,82 @@ def translate(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    notes: list[str] = []
     try:
-        args = translate(sys.argv[1:] if argv is None else argv)
+        args = translate(sys.argv[1:] if argv is None else argv, notes=notes)
     except AppUsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for line in notes:
+        print(line, file=sys.stderr)
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if mirror and os.getpid() != 1:
+        return run_mirrored(args, mirror, notes)
     from ebook2audio.cli import main as cli_main
 
     return cli_main(args)
+
+
+# --------------------------------------------------------------------------- docker logs
+#
+# In the coordinator container, `docker exec ... python app.py ...` is a second process: what it prints
+# reaches the `docker exec` terminal, not the container's log. With EBOOK2AUDIO_LOG_MIRROR set (the
+# compose file sets /proc/1/fd/2, the stderr of the container's main process), app.py runs the
+# command as a child and copies each line it prints to that file too, so `docker logs -f` shows it.
+
+MIRROR_ENV = "EBOOK2AUDIO_LOG_MIRROR"
+
+
+def run_mirrored(args: list[str], mirror_path: str, notes: Sequence[str] = ()) -> int:
+    """Run ``ebook2audio ARGS`` as a child; its output goes to ours and to ``mirror_path``. Its exit code."""
+    import contextlib
+    import signal
+    import subprocess
+    import threading
+
+    try:
+        mirror = open(mirror_path, "ab", buffering=0)  # noqa: SIM115 - closed below
+    except OSError as exc:
+        print(
+            f"warning: cannot copy the log to {mirror_path} ({exc.strerror or exc}): not mirrored",
+            file=sys.stderr,
+        )
+        from ebook2audio.cli import main as cli_main
+
+        return cli_main(args)
+    lock = threading.Lock()
+
+    def copy(src: object, dst: object) -> None:
+        for line in iter(src.readline, b""):  # type: ignore[attr-defined]
+            with contextlib.suppress(OSError):  # a closed terminal or log: the command goes on
+                dst.write(line)  # type: ignore[attr-defined]
+                dst.flush()  # type: ignore[attr-defined]
+            with lock, contextlib.suppress(OSError):
+                mirror.write(line)
+
+    with lock:
+        for line in notes:
+            mirror.write(f"{line}\n".encode())
+    # Its own session: a terminal's Ctrl-C reaches only us, and we pass exactly one signal on.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ebook2audio", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
+    threads = [
+        threading.Thread(target=copy, args=(child.stdout, sys.stdout.buffer), daemon=True),
+        threading.Thread(target=copy, args=(child.stderr, sys.stderr.buffer), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    code = child.wait()
+    for t in threads:
+        t.join(timeout=5)
+    mirror.close()
+    return code
 
 
 if __name__ == "__main__":

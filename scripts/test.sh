@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes .venv, installs the package with its test extras,
-# installs redis-server, ffmpeg, rsyslog and prometheus (Debian packages) when missing, then runs ruff and pytest.
+# installs redis-server, ffmpeg, rsyslog, prometheus, strace and docker-compose (Debian packages) when missing, then runs ruff and pytest.
 # Extra arguments go to pytest, e.g.  scripts/test.sh -m "not slow"   for the quick subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,8 @@ command -v ffmpeg >/dev/null 2>&1 || MISSING+=(ffmpeg)
 { command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ]; } || MISSING+=(rsyslog)
 command -v prometheus >/dev/null 2>&1 || MISSING+=(prometheus)
 command -v strace >/dev/null 2>&1 || MISSING+=(strace)
+# docker-compose (v1, Debian's package): the tests read the compose file with it (no Docker engine needed).
+command -v docker-compose >/dev/null 2>&1 || MISSING+=(docker-compose)
 if [ "${#MISSING[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -30,15 +30,30 @@ def app() -> ModuleType:
 
 
 def test_guide_distributed_command(app: ModuleType) -> None:
-    out = app.translate(shlex.split(GUIDE_DISTRIBUTED), env={})
+    notes: list[str] = []
+    out = app.translate(shlex.split(GUIDE_DISTRIBUTED), env={}, notes=notes)
+    # `jenny` is an English voice (en_GB-jenny_dioco-medium): for --language fr the French voice reads.
     assert out == [
-        "convert", "input/livre.epub", "--distributed", "--num-workers", "2", "--voice", "jenny",
+        "convert", "input/livre.epub", "--distributed", "--num-workers", "2",
         "--language", "fr", "--redis-url", "redis://:pw@localhost:6379/0",
     ]  # fmt: skip
+    assert notes == [
+        "note: --voice jenny is en_GB-jenny_dioco-medium, which does not speak fr: the book is read by the fr "
+        "voice (fr_FR-siwis-medium unless another is installed); give --voice en_GB-jenny_dioco-medium to "
+        "keep it anyway"
+    ]
     args = build_parser().parse_args(out)  # the real CLI accepts it as meant
     assert args.command == "convert" and args.book == Path("input/livre.epub")
     assert args.distributed is True and args.num_workers == 2
-    assert (args.voice, args.language, args.redis_url) == ("jenny", "fr", "redis://:pw@localhost:6379/0")
+    assert (args.voice, args.language, args.redis_url) == (None, "fr", "redis://:pw@localhost:6379/0")
+
+
+def test_guide_voice_names(app: ModuleType) -> None:
+    assert app.guide_voice("jenny", "en-GB") == "jenny"  # it speaks English: kept
+    assert app.guide_voice("jenny", None) == "jenny"
+    assert app.guide_voice("siwis", "fr") == "siwis"
+    assert app.guide_voice("en_GB-jenny_dioco-medium", "fr") == "en_GB-jenny_dioco-medium"  # a full name: kept
+    assert app.guide_voice("jenny", "de") is None  # read by de_DE-thorsten-medium
 
 
 def test_guide_worker_command(app: ModuleType) -> None:

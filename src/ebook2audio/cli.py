@@ -190,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dl.add_argument("name", help="e.g. en_GB-jenny_dioco-medium or jenny")
 
+    lib = sub.add_parser(
+        "library", help="convert every book of a folder tree or Calibre library that has no audiobook yet"
+    )
+    lib.add_argument("src", type=Path, help="a folder of books, or a Calibre library (the folder of metadata.db)")
+    _convert_flags(lib)
+    _distributed_flags(lib)
+    from .library.cli import add_library_flags
+
+    add_library_flags(lib)
+
     _add_distributed_commands(sub)
     return parser
 
@@ -302,6 +312,30 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def convert_one(args: argparse.Namespace) -> Any:
+    """``convert``'s code path for one book (``args.book``), embedded or through the cluster
+    (``args.distributed``), its summary printed; the ConvertResult (used by ``library``)."""
+    from .config import load_settings
+    from .pipeline import convert
+    from .progress import make_reporter
+
+    if getattr(args, "distributed", False):
+        from .distributed_cli import coordinate
+
+        result, reporter = coordinate(args)
+    else:
+        settings = load_settings(_flags(args), config_file=args.config)
+        _check_book(args.book)
+        _check_output_dir(Path(settings.output_dir))
+        reporter = make_reporter(quiet=args.quiet)
+        try:
+            result = convert(args.book, settings, reporter)
+        finally:
+            reporter.synthesis_finished()
+    _summary(reporter, result)
+    return result
+
+
 def _check_book(path: Path) -> None:
     if not path.exists():
         raise UserError(f"{path}: no such file")
@@ -327,6 +361,12 @@ def _check_output_dir(out: Path) -> None:
 def _summary(reporter: Any, result: Any) -> None:
     for line in result.summary():
         reporter.message(line)
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    from .library.cli import run_library
+
+    return run_library(args, convert_one, load_flags=_flags, check_output_dir=_check_output_dir)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -455,7 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handlers = {"convert": cmd_convert, "inspect": cmd_inspect, "check": cmd_check, "voices": cmd_voices}
+    handlers = {"convert": cmd_convert, "inspect": cmd_inspect, "check": cmd_check, "voices": cmd_voices,
+                "library": cmd_library}  # fmt: skip
     handler = handlers.get(args.command) or getattr(args, "handler", None)
     try:
         return int(handler(args) or 0)  # type: ignore[misc]

@@ -123,6 +123,14 @@ def run_worker_command(args: argparse.Namespace) -> int:
 
 def run_coordinator(args: argparse.Namespace, metrics: Metrics = NO_METRICS) -> int:
     """``convert --distributed``: the embedded pipeline with shared storage and Celery workers."""
+    result, reporter = coordinate(args, metrics)
+    for line in result.summary():
+        reporter.message(line)
+    return 0
+
+
+def coordinate(args: argparse.Namespace, metrics: Metrics = NO_METRICS) -> tuple[Any, Any]:
+    """Convert ``args.book`` through the cluster: (the pipeline's ConvertResult, the reporter)."""
     from .config import load_settings
     from .executors.celery_app import make_celery_app
     from .executors.distributed import (
@@ -183,6 +191,4 @@ def run_coordinator(args: argparse.Namespace, metrics: Metrics = NO_METRICS) -> 
     finally:
         app.close()
         lock_client.close()
-    for line in result.summary():
-        reporter.message(line)
-    return 0
+    return result, reporter

@@ -569,3 +569,23 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def finished_outputs(book_path: Path, settings: Settings, env: Mapping[str, str] | None = None) -> tuple[Path, ...] | None:
+    """The outputs ``convert(book_path, settings)`` would find already made (and skip), or None.
+    Reads the book only when the finished-books index has no record of this command."""
+    digest = output.file_digest(book_path)
+    lexicon = lexicon_for(settings, env)
+    known = output.recall(output.index_dir(env), output.request_key(digest, settings, lexicon.key()))
+    if known is not None:
+        found = output.existing_output(known.out_path, known.fingerprint, split=known.split, subtitles=known.subtitles)
+        if found.state == "done":
+            return found.paths
+    book = read_book(book_path)
+    chapters_in_book = len(book.chapters)
+    book = select_chapters(book, settings.chapters)
+    _spec, info = resolve(book, settings, env)
+    out_path = settings.output_dir / f"{output_basename(book, settings)}.{settings.format}"
+    fingerprint = output_fingerprint(digest, settings, info, chapters_in_book, lexicon)
+    found = output.existing_output(out_path, fingerprint, split=bool(settings.split_hours), subtitles=settings.subtitles)
+    return found.paths if found.state == "done" else None

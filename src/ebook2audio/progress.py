@@ -147,8 +147,11 @@ class ObservedReporter:
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.monotonic,
+        lines_every: float | None = None,
     ) -> None:
         self.inner = inner
+        self.lines_every = lines_every  # seconds between progress lines printed by ``inner`` (no bar)
+        self._last_line = 0.0
         self.metrics = metrics
         self.clock = clock
         self._t0 = 0.0
@@ -182,6 +185,7 @@ class ObservedReporter:
         self._audio = 0.0
         self._chapter_of = {b.id: b.chapter + 1 for b in plan.batches}
         self._session = plan.session
+        self._last_line = self._t0
         self.metrics.started(plan.session, self._total, self._done)
         self._event(
             "synthesis.started",
@@ -222,6 +226,10 @@ class ObservedReporter:
         }
         if eta is not None:
             data["eta_seconds"] = round(eta, 1)
+        now = self.clock()
+        if self.lines_every is not None and self.inner is not None and now - self._last_line >= self.lines_every:
+            self._last_line = now
+            self.inner.message(progress_line(self._done, self._total, realtime, eta))
         self._event(
             "batch.done",
             f"batch {result.batch_id} done: {self._done}/{self._total} sentences",
@@ -254,10 +262,30 @@ class ObservedReporter:
         self._session = None
 
 
+def progress_line(done: int, total: int, realtime: float, eta: float | None) -> str:
+    """One line of progress, for logs (no terminal: no bar). Pure."""
+    pct = 100 * done // total if total else 100
+    left = "unknown" if eta is None else f"{int(eta) // 3600}:{int(eta) % 3600 // 60:02d}:{int(eta) % 60:02d}"
+    return f"progress: {done}/{total} sentences ({pct}%), {realtime:.1f}x real time, ETA {left}"
+
+
+PROGRESS_INTERVAL_ENV = "EBOOK2AUDIO_PROGRESS_INTERVAL"
+
+
 def make_reporter(*, quiet: bool, metrics: Metrics | None = None) -> ObservedReporter:
-    """The CLI's reporter: the progress bar (unless stderr carries JSON lines), events and metrics."""
+    """The CLI's reporter: the progress bar (unless stderr carries JSON lines), events and metrics.
+    Without a terminal (a log, ``docker logs``) a progress line every $EBOOK2AUDIO_PROGRESS_INTERVAL
+    seconds (default 30) stands for the bar, unless ``quiet``."""
+    import os
+
     from .logging_setup import json_console
     from .metrics import NO_METRICS
 
     inner = None if json_console() else RichReporter(show_bar=not quiet)
-    return ObservedReporter(inner, metrics or NO_METRICS)
+    every = None
+    if inner is not None and not quiet and not inner.show_bar:
+        try:
+            every = max(0.0, float(os.environ.get(PROGRESS_INTERVAL_ENV, "") or 30))
+        except ValueError:
+            every = 30.0
+    return ObservedReporter(inner, metrics or NO_METRICS, lines_every=every)

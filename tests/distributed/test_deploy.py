@@ -34,13 +34,13 @@ def strings(node: Any) -> list[str]:
     return []
 
 
-def compose_variables(data: dict[str, Any]) -> set[str]:
-    """Variables the compose file interpolates, plus those it sets in ebook2audio containers."""
-    names = {m for s in strings(data) for m in VAR.findall(s)}
-    for svc in data["services"].values():
-        if str(svc.get("image", "")).startswith(OUR_IMAGE):
-            names |= set(svc.get("environment") or {})
-    return names
+ENV_FILE = ".env.distributed"  # the guide's name: `cp .env.distributed.example .env.distributed`
+WEB_VARS = ("EBOOK2AUDIO_WEB_USER", "EBOOK2AUDIO_WEB_PASSWORD")  # the coordinator's `serve` login
+
+
+def env_files(svc: dict[str, Any]) -> list[str]:
+    files = svc.get("env_file") or []
+    return [files] if isinstance(files, str) else list(files)
 
 
 def env_example_variables() -> dict[str, str]:
@@ -70,49 +70,61 @@ def test_workers_scale(compose: dict[str, Any]) -> None:
     assert worker["command"][0] == "worker"
     assert not worker.get("ports"), "a published port would collide when scaling"
     assert "shared:/mnt/shared" in worker["volumes"]
-    assert worker["environment"]["CELERY_WORKER_CONCURRENCY"].endswith(":-1}")
-    # The GPU reservation is shown, commented, in the worker's deploy section.
+    assert worker["scale"] == 2 and "deploy" not in worker  # read by docker-compose v1 and v2 alike
+    # The GPU reservation is shown, commented, in the worker's section.
     text = COMPOSE.read_text(encoding="utf-8")
     assert re.search(r"#\s*reservations:\s*\n\s*#\s*devices:", text)
     assert re.search(r"#\s*o: addr=.*,rw", text) and re.search(r'#\s*device: ":/', text)
 
 
+def test_every_container_reads_the_guide_env_file(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        assert env_files(svc) == [ENV_FILE], name
+    # Nothing is interpolated from the shell or a .env file: .env.distributed is the one place.
+    assert not VAR.search(COMPOSE.read_text(encoding="utf-8").replace("$$", ""))
+
+
 def test_redis_needs_a_password_and_keeps_its_queue(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
     assert redis["image"] == "redis:7-alpine"
-    cmd = redis["command"]
-    assert cmd[cmd.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
-    assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    script = redis["command"][-1]
+    assert 'test -n "$$REDIS_PASSWORD" ||' in script and "exit 1" in script
+    assert 'redis-server --requirepass "$$REDIS_PASSWORD" --appendonly yes' in script
     assert any(v.endswith(":/data") for v in redis["volumes"])
     assert "PONG" in " ".join(redis["healthcheck"]["test"])
+    assert 'REDISCLI_AUTH="$$REDIS_PASSWORD"' in " ".join(redis["healthcheck"]["test"])
     assert not redis.get("ports"), "Redis must not be published by default"
     for name in ("worker", "flower", "coordinator"):
-        env = compose["services"][name]["environment"]
-        assert env["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
         assert compose["services"][name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def test_flower_has_auth(compose: dict[str, Any]) -> None:
     flower = compose["services"]["flower"]
     assert flower["command"][0] == "flower"
-    assert flower["environment"]["FLOWER_USER"].startswith("${FLOWER_USER:?")
-    assert flower["environment"]["FLOWER_PASSWORD"].startswith("${FLOWER_PASSWORD:?")
+    assert {"FLOWER_USER", "FLOWER_PASSWORD"} <= set(env_example_variables())
     assert any(str(p).endswith("5555:5555") for p in flower["ports"])
 
 
-def test_coordinator_is_one_shot(compose: dict[str, Any]) -> None:
+def test_coordinator_is_long_running(compose: dict[str, Any]) -> None:
     coord = compose["services"]["coordinator"]
-    assert coord["profiles"] and coord["restart"] == "no"
-    assert coord["environment"]["DISTRIBUTED_MODE"].startswith("${DISTRIBUTED_MODE")
+    assert coord["container_name"] == "ebook2audio-coordinator"
+    assert "profiles" not in coord and coord["restart"] == "unless-stopped"
+    cmd = coord["command"]
+    assert cmd[0] == "serve" and cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    assert cmd[cmd.index("--input-dir") + 1] == "/app/input" and cmd[cmd.index("--output-dir") + 1] == "/app/output"
+    assert coord["working_dir"] == "/app"
+    assert {"./input:/app/input", "./output:/app/output", "shared:/mnt/shared"} <= set(coord["volumes"])
+    env = coord["environment"]
+    assert env["EBOOK2AUDIO_OUTPUT_DIR"] == "/app/output"  # where `docker exec ... python app.py` writes
+    assert env["EBOOK2AUDIO_LOG_MIRROR"] == "/proc/1/fd/2"  # ... and what `docker logs` shows
+    assert any(str(p).endswith("7860:7860") for p in coord["ports"])
 
 
-def test_the_same_variables_everywhere(compose: dict[str, Any]) -> None:
+def test_the_same_variables_everywhere() -> None:
     from ebook2audio.distributed_config import ENV_VARS
 
-    in_compose = compose_variables(compose)
     in_example = set(env_example_variables())
-    assert in_compose == set(ENV_VARS), in_compose ^ set(ENV_VARS)
-    assert in_example == set(ENV_VARS), in_example ^ set(ENV_VARS)
+    assert in_example == set(ENV_VARS) | set(WEB_VARS), in_example ^ (set(ENV_VARS) | set(WEB_VARS))
     assert len(ENV_VARS) == len(set(ENV_VARS))
 
 
@@ -141,6 +153,10 @@ def test_dockerfiles() -> None:
     assert re.search(r'^ARG ONNXRUNTIME_GPU="onnxruntime-gpu>=1\.31', cuda, re.M)
     assert "libonnxruntime_providers_cuda.so" in cuda and "ldd" in cuda
     assert re.search(r"^USER ebook2audio$", cuda, re.M)
+    # app.py in the working directory /app (the guide's `docker exec ... python app.py`), the licence
+    # files in the image.
+    for text in (cpu, cuda):
+        assert re.search(r"^WORKDIR /app$", text, re.M) and re.search(r"^COPY app.py LICENSE NOTICE /app/$", text, re.M)
     # Every file the images copy exists.
     for text in (cpu, cuda):
         for line in re.findall(r"^COPY (.+) \S+$", text, re.M):

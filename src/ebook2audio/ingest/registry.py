@@ -100,6 +100,21 @@ def supported_formats() -> list[str]:
     return sorted(fmt for fmt, reader in READERS.items() if not reader.__name__.startswith("not_yet_"))
 
 
+def book_extensions(with_calibre: bool | None = None) -> tuple[str, ...]:
+    """File extensions of books (for scanning a folder): the native formats, plus those Calibre's
+    ``ebook-convert`` reads when it is installed (``with_calibre`` None: look it up), except
+    metadata and comics."""
+    from .calibre import FORMAT_NAMES, calibre_executable
+
+    native = (".fb2.zip", *_EXTENSIONS)
+    if with_calibre is None:
+        with_calibre = calibre_executable() is not None
+    if not with_calibre:
+        return native
+    skip = {".opf", ".recipe", ".cbz", ".cbr", ".cb7", ".cbc", ".odp"}
+    return native + tuple(e for e in FORMAT_NAMES if e not in skip and e not in native)
+
+
 def detect_format(path: Path) -> str:
     """The book's format by its content first (magic bytes, zip members, XML root), then its extension."""
     path = Path(path)
