@@ -11,7 +11,8 @@ Models are local, never downloaded:
   (``tiny.en``, ``base``). Anything else is one clear error line.
 
 Hugging Face Hub access is switched off (``HF_HUB_OFFLINE``, ``local_files_only``): nothing is fetched.
-A model is loaded once per process (``transcriber``), on the CPU with one thread and int8 weights.
+A model is loaded once per process (``transcriber``), on the CPU with int8 weights, one thread beside
+synthesis (``check --against`` uses up to 4).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def resolve_model(language: str, override: str = "", env: Mapping[str, str] | No
 class Transcriber:
     """A loaded Whisper model: ``transcribe(samples)`` -> the words heard."""
 
-    def __init__(self, model: AsrModel, language: str) -> None:
+    def __init__(self, model: AsrModel, language: str, threads: int = 1) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing fetched, whatever happens below
         try:
             from faster_whisper import WhisperModel
@@ -158,7 +159,7 @@ class Transcriber:
         self.language = "en" if model.english_only else (code or None)
         try:
             self._whisper: Any = WhisperModel(
-                str(model.path), device="cpu", compute_type="int8", cpu_threads=1, local_files_only=True
+                str(model.path), device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True
             )
         except Exception as exc:  # a damaged or foreign model folder
             raise UserError(f"cannot load the speech-recognition model {model.path}: {exc}") from exc
@@ -181,9 +182,10 @@ class Transcriber:
 
 
 @functools.lru_cache(maxsize=2)
-def transcriber(model: AsrModel, language: str) -> Transcriber:
-    """The process's transcriber for ``model`` (loaded on first use, then kept: one per process)."""
-    return Transcriber(model, language)
+def transcriber(model: AsrModel, language: str, threads: int = 1) -> Transcriber:
+    """The process's transcriber for ``model`` (loaded on first use, then kept: one per process).
+    ``threads``: 1 beside synthesis (one inference thread a process); more for ``check --against``."""
+    return Transcriber(model, language, threads)
 
 
 def to_asr_input(pcm: bytes, rate: int) -> np.ndarray:

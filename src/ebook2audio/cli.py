@@ -227,7 +227,8 @@ def _check_against(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list
     _check_book(args.against)
     book = select_chapters(read_book(args.against), args.chapters)
     language = args.language or book.metadata.language or "en"
-    listener = asr.transcriber(asr.resolve_model(language, args.asr_model), language)
+    threads = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    listener = asr.transcriber(asr.resolve_model(language, args.asr_model), language, threads)
     limits = AgainstLimits(max_wer=args.max_wer, max_cer=args.max_cer, speed=args.speed)
     results, lines = check_against(
         args.audiobook, book, language, limits, lambda pcm, rate: listener.transcribe(asr.to_asr_input(pcm, rate), long=True)
