@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -150,6 +151,7 @@ class Transcriber:
 
     def __init__(self, model: AsrModel, language: str, threads: int = 1) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing fetched, whatever happens below
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # not a line per sentence
         try:
             from faster_whisper import WhisperModel
         except ImportError as exc:
