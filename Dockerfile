@@ -7,8 +7,8 @@
 # For NVIDIA GPUs build docker/Dockerfile.cuda instead (same layout, onnxruntime-gpu).
 FROM python:3.11-slim
 
-# Optional extras to install besides the distributed mode, e.g. --build-arg EXTRAS=distributed,formats
-ARG EXTRAS=distributed
+# Extras: the distributed mode and the web app (serve); e.g. --build-arg EXTRAS=distributed,web,formats
+ARG EXTRAS=distributed,web
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

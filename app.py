@@ -9,13 +9,16 @@
            --redis-url redis://:pw@localhost:6379/0
     python app.py --ebook input/livre.epub --voice jenny
         -> ebook2audio convert input/livre.epub --voice jenny        (embedded: this machine only)
+    python app.py [--distributed] [--host 0.0.0.0] [--port 7860]    (no --ebook, no --script_mode headless)
+        -> ebook2audio serve ...                    (the web app, as ebook2audiobook opens its interface)
 
 The guide's ``--voice jenny --language fr``: ``jenny`` is an English Piper voice, so the book is read by
 the French voice instead, said in one line (:func:`guide_voice`). Run in the compose file's coordinator
 container, the command's output is also copied to the container's log (``EBOOK2AUDIO_LOG_MIRROR``).
 
-Both spellings of each flag work (``--output_dir`` and ``--output-dir``). There is no graphical
-interface: ``--script_mode headless`` is accepted (nothing ever prompts), any other mode is refused.
+Both spellings of each flag work (``--output_dir`` and ``--output-dir``). ``--script_mode headless``
+converts the ``--ebook`` (nothing ever prompts); any other mode, or no mode and no ``--ebook``,
+starts the web app (docs/web.md).
 Prefer the ``ebook2audio`` command itself: ``ebook2audio --help``.
 """
 
@@ -61,10 +64,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--script-mode",
         "--script_mode",
-        default="headless",
-        help="headless (the only mode: no graphical interface is provided)",
+        help="headless: convert --ebook; any other mode (or none, without --ebook): the web app",
     )
+    p.add_argument("--host", help="web app: address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="web app: port (default 7860)")
     return p
+
+
+def _serve(a: argparse.Namespace) -> list[str]:
+    """The web app's command for ``app.py`` without a headless conversion."""
+    if a.ebook:
+        raise AppUsageError("--ebook needs --script_mode headless (the web app takes its books from the page)")
+    for flag, value in (("--voice", a.voice), ("--language", a.language), ("--device", a.device),
+                        ("--output_format", a.output_format), ("--session", a.session),
+                        ("--tts_engine", a.tts_engine), ("--speed", a.speed),
+                        ("--concurrency", a.concurrency)):  # fmt: skip
+        if value is not None:
+            raise AppUsageError(f"{flag} belongs to --script_mode headless: the web app's page chooses it")
+    out = ["serve"]
+    if a.distributed:
+        out.append("--distributed")
+    for flag, value in (("--host", a.host), ("--port", a.port), ("--output-dir", a.output_dir),
+                        ("--num-workers", a.num_workers), ("--redis-url", a.redis_url)):  # fmt: skip
+        if value is not None:
+            out += [flag, str(value)]
+    return out
 
 
 def guide_voice(voice: str | None, language: str | None, notes: list[str] | None = None) -> str | None:
@@ -103,10 +127,10 @@ def translate(
     """
     env = os.environ if env is None else env
     a = _parser().parse_args(list(argv))
-    if a.script_mode not in HEADLESS_MODES:
-        raise AppUsageError(
-            f"--script_mode {a.script_mode}: no graphical interface is provided; use --script_mode headless"
-        )
+    if not a.worker_mode and (a.script_mode not in (None, *HEADLESS_MODES) or (a.script_mode is None and not a.ebook)):
+        return _serve(a)
+    if a.host is not None or a.port is not None:
+        raise AppUsageError("--host and --port belong to the web app (no --script_mode headless)")
     if a.worker_mode:
         for flag, value in (("--ebook", a.ebook), ("--num-workers", a.num_workers), ("--voice", a.voice),
                             ("--language", a.language), ("--output_dir", a.output_dir),

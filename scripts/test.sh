@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes .venv, installs the package with its test extras,
-# installs redis-server, ffmpeg, rsyslog, prometheus, strace and docker-compose (Debian packages) when missing, then runs ruff and pytest.
+# installs redis-server, ffmpeg, rsyslog, prometheus, strace, docker-compose, chromium and chromium-driver
+# (Debian packages) when missing, then runs ruff and pytest.
 # Extra arguments go to pytest, e.g.  scripts/test.sh -m "not slow"   for the quick subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ command -v prometheus >/dev/null 2>&1 || MISSING+=(prometheus)
 command -v strace >/dev/null 2>&1 || MISSING+=(strace)
 # docker-compose (v1, Debian's package): the tests read the compose file with it (no Docker engine needed).
 command -v docker-compose >/dev/null 2>&1 || MISSING+=(docker-compose)
+# chromium + chromium-driver: the web app's browser test (tests/web/test_browser.py, Selenium).
+command -v chromium >/dev/null 2>&1 || MISSING+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || MISSING+=(chromium-driver)
 if [ "${#MISSING[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -119,9 +119,26 @@ def test_embedded_without_distributed(app: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("mode", ["gradio", "gui", "native"])
-def test_only_headless(app: ModuleType, mode: str) -> None:
-    with pytest.raises(app.AppUsageError, match="no graphical interface"):
+def test_other_modes_start_the_web_app(app: ModuleType, mode: str) -> None:
+    with pytest.raises(app.AppUsageError, match="--ebook needs --script_mode headless"):
         app.translate(["--ebook", "b.epub", "--script_mode", mode], env={})
+    assert app.translate(["--script_mode", mode], env={}) == ["serve"]
+
+
+def test_web_app_without_headless(app: ModuleType) -> None:
+    assert app.translate([], env={}) == ["serve"]
+    out = app.translate(
+        ["--distributed", "--num-workers", "2", "--host", "0.0.0.0", "--port", "8000", "--output_dir", "/out"],
+        env={},
+    )
+    assert out == ["serve", "--distributed", "--host", "0.0.0.0", "--port", "8000", "--output-dir", "/out",
+                   "--num-workers", "2"]  # fmt: skip
+    args = build_parser().parse_args(out)
+    assert args.command == "serve" and args.distributed is True and args.port == 8000 and args.num_workers == 2
+    with pytest.raises(app.AppUsageError, match="page chooses it"):
+        app.translate(["--voice", "jenny"], env={})
+    with pytest.raises(app.AppUsageError, match="web app"):
+        app.translate(["--ebook", "b.epub", "--port", "8000"], env={})
 
 
 @pytest.mark.parametrize(
@@ -141,7 +158,7 @@ def test_bad_flags_are_argparse_errors(app: ModuleType, argv: list[str]) -> None
 
 def test_flags_that_make_no_sense(app: ModuleType) -> None:
     with pytest.raises(app.AppUsageError, match="--ebook"):
-        app.translate([], env={})
+        app.translate(["--script_mode", "headless"], env={})
     with pytest.raises(app.AppUsageError, match="coordinator"):
         app.translate(["--worker-mode", "--ebook", "b.epub"], env={})
     with pytest.raises(app.AppUsageError, match="worker-mode"):
@@ -164,6 +181,8 @@ def test_app_runs_the_cli(tmp_path: Path) -> None:
     assert r.returncode == 2 and r.stderr.strip() == "error: missing.epub: no such file", r.stderr
     r = run_app(["--ebook", "x.epub", "--script_mode", "gradio"], tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "headless" in r.stderr
+    r = run_app(["--host", "0.0.0.0"], tmp_path)  # the web app, refused off loopback without a login
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "EBOOK2AUDIO_WEB_USER" in r.stderr
 
 
 def test_app_embedded_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

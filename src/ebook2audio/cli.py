@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_library_flags(lib)
 
     _add_distributed_commands(sub)
+    from .web.serve import add_serve_command  # the web app (fastapi, uvicorn: imported when it runs)
+
+    add_serve_command(sub)
     return parser
 
 
