@@ -9,6 +9,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,23 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "--preset", choices=["acx"],
         help="acx: the package ACX (Audible) asks for: a folder of MP3s, one per chapter, with credits and a retail sample",
     )  # fmt: skip
+    _verify_flags(p)
     p.add_argument("--config", type=Path, help="TOML settings file (also EBOOK2AUDIO_CONFIG)")
+
+
+def _verify_flags(p: argparse.ArgumentParser) -> None:
+    """--verify and its settings (docs/verify.md)."""
+    p.add_argument(
+        "--verify", action="store_const", const=True,
+        help="hear every sentence with offline speech recognition and retake the wrong ones",
+    )  # fmt: skip
+    p.add_argument("--verify-takes", type=int, metavar="N", help="--verify: at most N takes a sentence (default 3)")
+    p.add_argument("--verify-max-wer", type=float, metavar="R", help="--verify: word error rate limit (default 0.8)")
+    p.add_argument("--verify-max-cer", type=float, metavar="R", help="--verify: character error rate limit (0.4)")
+    p.add_argument(
+        "--asr-model", metavar="PATH|NAME",
+        help="speech-recognition model: a CTranslate2 Whisper folder, tiny.en or base (default: by language)",
+    )  # fmt: skip
 
 
 def _common_flags() -> argparse.ArgumentParser:
@@ -170,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", choices=["acx"], help="acx: check a package folder (or one file) against each ACX number"
     )
     chk.add_argument("--json", action="store_true", help="machine-readable output")
+    _against_flags(chk)
 
     voices = sub.add_parser("voices", help="list installed voices by engine and language")
     voices.add_argument("--json", action="store_true")
@@ -194,6 +212,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_command(sub)
     return parser
+
+
+def _against_flags(chk: argparse.ArgumentParser) -> None:
+    """check --against: each chapter heard by speech recognition and compared with the book (against.py)."""
+    chk.add_argument("--against", type=Path, metavar="BOOK", help="compare each chapter's speech with this book")
+    chk.add_argument("--chapters", default="", help="--against: the book's chapters converted, e.g. 1-3,7")
+    chk.add_argument("-l", "--language", default="", help="--against: the text's language (default: the book's)")
+    chk.add_argument("--speed", type=float, default=1.0, help="--against: the speed it was made at (default 1)")
+    chk.add_argument("--asr-model", default="", metavar="PATH|NAME", help="speech-recognition model (docs/verify.md)")
+    chk.add_argument("--max-wer", type=float, default=0.25, metavar="R", help="--against: per chapter (0.25)")
+    chk.add_argument("--max-cer", type=float, default=0.15, metavar="R", help="--against: per chapter (0.15)")
+
+
+def _check_against(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per chapter results and the problem lines of ``check --against`` (none without it)."""
+    if args.against is None:
+        return [], []
+    from . import asr
+    from .against import AgainstLimits, check_against
+    from .ingest import read_book
+    from .pipeline import select_chapters
+
+    _check_book(args.against)
+    book = select_chapters(read_book(args.against), args.chapters)
+    language = args.language or book.metadata.language or "en"
+    threads = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    listener = asr.transcriber(asr.resolve_model(language, args.asr_model), language, threads)
+    limits = AgainstLimits(max_wer=args.max_wer, max_cer=args.max_cer, speed=args.speed)
+    results, lines = check_against(
+        args.audiobook, book, language, limits, lambda pcm, rate: listener.transcribe(asr.to_asr_input(pcm, rate), long=True)
+    )
+    data = [
+        {"chapter": r.number, "title": r.title, "seconds": round(r.seconds, 3), "wer": round(r.wer, 4),
+         "cer": round(r.cer, 4), "duration_ratio": round(r.ratio, 3)}
+        for r in results
+    ]  # fmt: skip
+    return data, lines
 
 
 def _distributed_flags(p: argparse.ArgumentParser) -> None:
@@ -384,8 +439,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         max_lra=args.max_lra,
     )
     report = check_audiobook(args.audiobook, limits)
+    speech, lines = _check_against(args)
+    report = replace(report, problems=(*report.problems, *lines))
     if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        print(json.dumps({**report.to_json(), **({"speech": speech} if speech else {})}, ensure_ascii=False, indent=2))
     else:
         s = report.stats
         print(
@@ -393,6 +450,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"true peak {s.true_peak:.1f} dBTP, noise floor {s.noise_floor:.1f} dBFS, "
             f"{len(report.chapters)} chapters"
         )
+        for r in speech:
+            print(f"chapter {r['chapter']}: word error rate {r['wer']:.1%}, character error rate {r['cer']:.1%}")
         for line in report.problems:
             print(line)
         print("passed" if report.passed else f"failed: {len(report.problems)} problem(s)")

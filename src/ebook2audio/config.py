@@ -62,6 +62,11 @@ class Settings:
     true_peak: float = -3.0  # dBTP
     lexicon: Path = Path()  # a book's pronunciation lexicon (TOML); Path() = none (the user's is always read)
     preset: str = ""  # "acx": the package ACX asks for (acx.py), instead of one audiobook file
+    verify: bool = False  # every sentence heard by speech recognition and retaken when wrong (verify.py)
+    verify_takes: int = 3  # at most this many syntheses of a sentence
+    verify_max_wer: float = 0.8  # word error rate over which a take fails
+    verify_max_cer: float = 0.4  # character error rate over which a take fails
+    asr_model: str = ""  # "" = by language (asr.py); a CTranslate2 Whisper folder or tiny.en / base
 
     def validated(self) -> Settings:
         if self.format not in FORMATS:
@@ -89,6 +94,10 @@ class Settings:
             raise ConfigError("--encode-jobs must be 0 (one per core) or more")
         if self.preset not in ("", "acx"):
             raise ConfigError(f"unknown preset {self.preset!r} (choose from acx)")
+        if not (1 <= self.verify_takes <= 10):
+            raise ConfigError(f"--verify-takes must be between 1 and 10, not {self.verify_takes}")
+        if not (0 < self.verify_max_wer <= 5 and 0 < self.verify_max_cer <= 5):
+            raise ConfigError("--verify-max-wer and --verify-max-cer must be over 0 (1 = 100 %)")
         return self
 
     @property

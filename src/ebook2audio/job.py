@@ -43,6 +43,7 @@ from .model import Plan
 from .poison import batch_marker, chunk_marker, substitute_key
 from .storage.base import Storage
 from .storage.local import os_error
+from .verify import check_key
 
 log = logging.getLogger(__name__)
 
@@ -246,10 +247,13 @@ class Job:
                     return len(self.plan.chunks)
             needed = {c.id for p in others for c in p.chunks}
             mine = [c.id for c in self.plan.chunks if c.id not in needed]
+            verified = any(c.verify is not None for c in self.plan.chunks)
             for cid in mine:
                 for key in chunk_keys(self.session, cid):
                     self.storage.delete(key)
                 self.storage.delete(substitute_key(self.session, cid))
+                if verified:
+                    self.storage.delete(check_key(self.session, cid))  # --verify's record of it
                 self.storage.delete(chunk_marker(self.session, cid))
             for b in self.plan.batches:
                 self.storage.delete(batch_marker(self.session, b.id))

@@ -91,6 +91,26 @@ class Mastering:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """How each chunk is checked by speech recognition where it is made (``--verify``, verify.py):
+    part of the chunk's recipe (the take kept depends on it)."""
+
+    language: str = "en"  # what the recogniser listens for
+    model: str = ""  # "" = by language (asr.py); else a model folder or name
+    takes: int = 3  # at most this many syntheses of a sentence (other seeds, then a slower one)
+    max_wer: float = 0.8  # word error rate above which a take fails (texts of 3 words or more)
+    max_cer: float = 0.4  # character error rate above which a take fails
+    min_duration: float = 0.4  # x the voice's usual duration for the text: shorter = truncated
+    max_duration: float = 2.5  # longer = run-on, noise or babble
+
+    def key(self) -> str:
+        return (
+            f"verify {self.language} {self.model} {self.takes} {self.max_wer:.3f} {self.max_cer:.3f} "
+            f"{self.min_duration:.3f} {self.max_duration:.3f}"
+        )
+
+
+@dataclass(frozen=True)
 class Chunk:
     """The unit of synthesis: one sentence (or a piece of a long one) of one chapter."""
 
@@ -101,6 +121,7 @@ class Chunk:
     display: str  # the original text, for subtitles
     pause_after_ms: int  # silence after this chunk (sentence, paragraph or chapter pause)
     master: Mastering | None = None  # None: stored as the engine made it (--no-master)
+    verify: Verification | None = None  # None: not checked by speech recognition (no --verify)
 
 
 @dataclass(frozen=True)
@@ -166,7 +187,14 @@ class Plan:
 
 def _chunk(data: dict[str, Any]) -> Chunk:
     master = data.get("master")
-    return Chunk(**{**data, "master": Mastering(**master) if master else None})
+    verify = data.get("verify")
+    return Chunk(
+        **{
+            **data,
+            "master": Mastering(**master) if master else None,
+            "verify": Verification(**verify) if verify else None,
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -14,8 +14,8 @@ from . import output
 from .acx import apply_preset, existing_package, package_dir, with_credits, write_package
 from .audio.assemble import AssemblyOptions, AssemblyResult, StreamingAssembler, assemble
 from .audio.chunkfmt import HEAD_BYTES, samples_from_head
-from .audio.ffmpeg import check_ffmpeg
-from .audio.pcm import CorruptAudioError
+from .audio.ffmpeg import analyze_audio, check_ffmpeg
+from .audio.pcm import CorruptAudioError, ms_to_samples
 from .audio.pieces import PieceSpec, batch_pieces, piece_codec
 from .config import Settings, parse_chapter_selection
 from .engines.base import EngineInfo
@@ -27,13 +27,15 @@ from .interrupts import note_progress
 from .job import FileLocks, Job, JobLocks, check_session_id
 from .jobstore import chunk_keys, done_chunks, read_chunk_pcm, save_cover, stored_chunk_sizes, stored_pieces
 from .logging_setup import log_context
-from .model import BatchResult, Book, Mastering, Plan, VoiceSpec
+from .model import BatchResult, Book, ChapterMark, Mastering, Plan, Verification, VoiceSpec
 from .plan import Pauses, PlanOptions, make_plan
-from .poison import Substitution, load_substitutions, write_report
+from .poison import Substitution, load_substitutions
+from .report import ChapterMeasure, load_checks, write_reports
 from .scratch import Scratch, sweep_output_dir
 from .storage.base import Storage
 from .storage.local import LocalStorage
 from .text.lexicon import Lexicon, load_lexicon, user_lexicon_path
+from .verify import ChunkCheck
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ class ConvertResult:
     already_converted: bool = False  # the outputs existed, made from this book with these settings
     lexicon_entries: int = 0  # entries of the pronunciation lexicon in use
     respelled: int = 0  # words it replaced
+    verified: int = 0  # --verify: sentences heard by speech recognition (this run and earlier ones)
+    retaken: int = 0  # of which fixed by a retake
+    failed: tuple[str, ...] = ()  # still failing: "chapter C, sentence S 'text': problems"
 
     @property
     def realtime_factor(self) -> float:
@@ -115,6 +120,13 @@ class ConvertResult:
         )
         if self.lexicon_entries:
             lines.insert(-1, f"lexicon: {self.respelled} words respelled ({self.lexicon_entries} entries)")
+        if self.verified:
+            lines[-1:-1] = [f"still failing after retakes: {f}" for f in self.failed]
+            lines.insert(
+                -1,
+                f"verify: {self.verified} sentences heard, {self.retaken} fixed by a retake, "
+                f"{len(self.failed)} still failing" + (f" (report: {self.report})" if self.report else ""),
+            )
         return [*lines[:-1], *(f"replaced {s.describe()}" for s in self.substitutions), lines[-1]]
 
 
@@ -150,6 +162,24 @@ def mastering(settings: Settings) -> Mastering | None:
     return Mastering(loudness=settings.loudness, true_peak=settings.true_peak) if settings.master else None
 
 
+def verification(settings: Settings, language: str) -> Verification | None:
+    """``--verify``'s recipe for chunks in ``language`` (None without --verify)."""
+    if not settings.verify:
+        return None
+    return Verification(
+        language=language,
+        model=settings.asr_model,
+        takes=settings.verify_takes,
+        max_wer=settings.verify_max_wer,
+        max_cer=settings.verify_max_cer,
+    )
+
+
+def _verify_extra(settings: Settings) -> str:
+    v = verification(settings, settings.language)
+    return f";{v.key()}" if v is not None else ""
+
+
 def output_fingerprint(
     book_digest: str, settings: Settings, info: EngineInfo, chapters: int, lexicon: Lexicon | None = None
 ) -> str:
@@ -159,6 +189,7 @@ def output_fingerprint(
     master = mastering(settings)
     audio = f"{master.key() if master else 'raw'};lexicon {lexicon.key() if lexicon else ''}"
     audio += f";preset {settings.preset}" if settings.preset else ""
+    audio += _verify_extra(settings)
     return output.fingerprint(
         book_digest,
         replace(output.output_settings(
@@ -190,7 +221,7 @@ def resolve(
 
 
 def plan_options(
-    settings: Settings, parallel: int | None = None, lexicon: Lexicon | None = None
+    settings: Settings, parallel: int | None = None, lexicon: Lexicon | None = None, language: str = ""
 ) -> PlanOptions:
     """The planning options of ``settings``; ``parallel``: the workers sharing the batches
     (default: the embedded pool's size); ``lexicon``: the pronunciation lexicon (``lexicon_for``)."""
@@ -206,6 +237,7 @@ def plan_options(
         parallel=parallel or settings.effective_workers,
         master=mastering(settings),
         lexicon=lexicon or Lexicon(),
+        verify=verification(settings, language or settings.language or "en"),
     )
 
 
@@ -252,7 +284,7 @@ def convert(
     check_ffmpeg()  # a too old $EBOOK2AUDIO_FFMPEG stops here, not after the synthesis
     digest = output.file_digest(book_path)
     lexicon = lexicon_for(settings, env)
-    request = output.request_key(digest, settings, lexicon.key())
+    request = output.request_key(digest, settings, lexicon.key() + _verify_extra(settings))
     known = None if settings.overwrite else output.recall(output.index_dir(env), request)
     if known is not None:  # the same command finished before: check its files without reading the book
         found = output.existing_output(
@@ -303,7 +335,12 @@ def convert(
         if not isinstance(store, LocalStorage):
             raise UserError("a conversion on shared storage needs the coordinator's lock")
         locks = FileLocks(store.root)
-    plan = make_plan(book, info, spec, session, plan_options(settings, parallel, lexicon))
+    options = plan_options(settings, parallel, lexicon, info.language or spec.language)
+    if options.verify is not None:  # a missing model is one line before any work, not in a worker
+        from .asr import resolve_model
+
+        resolve_model(options.verify.language, options.verify.model, env)
+    plan = make_plan(book, info, spec, session, options)
     # m4b/m4a: each batch's worker also encodes the batch's piece; the coordinator only joins.
     plan = replace(plan, pieces=piece_codec(settings.format, settings.bitrate, split=bool(settings.split_hours)))
     if not plan.chunks:
@@ -333,6 +370,9 @@ def convert(
         report=outcome.report,
         lexicon_entries=len(lexicon),
         respelled=plan.respelled,
+        verified=outcome.verified,
+        retaken=outcome.retaken,
+        failed=outcome.failed,
     )
 
 
@@ -344,6 +384,9 @@ class JobOutcome:
     synth_wall: float
     substitutions: tuple[Substitution, ...]
     report: Path | None
+    verified: int = 0
+    retaken: int = 0
+    failed: tuple[str, ...] = ()
 
 
 def _run_job(
@@ -478,8 +521,41 @@ def _run_job(
             note_progress(exc, _kept(store, plan, done), len(plan.chunks))
         raise
     scratch.close()
-    report = write_report(out_path, plan, substitutions)
-    return JobOutcome(result, done, synthesized, synth_wall, tuple(substitutions), report)
+    checks = load_checks(store, plan) if any(c.verify is not None for c in plan.chunks) else []
+
+    def measure(mark: ChapterMark) -> ChapterMeasure | None:
+        if len(result.outputs) != 1:
+            return None  # split files: chapters are not at their book times
+        stats = analyze_audio(result.outputs[0], span=(mark.start, mark.end - mark.start))
+        return ChapterMeasure(stats.integrated, stats.true_peak)
+
+    def chunk_times(listed: Sequence[ChunkCheck]) -> dict[str, tuple[float, float]]:
+        """(start, seconds) in the book of the ``listed`` chunks: their chapters' lengths read back."""
+        want, cmap, rate = {c.chunk_id for c in listed}, plan.chunk_map(), plan.sample_rate
+        out: dict[str, tuple[float, float]] = {}
+        for ch, mark in zip([ch for ch in plan.chapters if ch.chunk_ids], result.chapters, strict=False):
+            if want.isdisjoint(ch.chunk_ids):
+                continue
+            t = mark.start
+            for cid in ch.chunk_ids:
+                n = chunk_samples(cid)
+                if cid in want:
+                    out[cid] = (t, n / rate)
+                t += (n + ms_to_samples(cmap[cid].pause_after_ms, rate)) / rate
+        return out
+
+    report = write_reports(
+        out_path, plan, substitutions, checks, marks=result.chapters, measure=measure, chunk_times=chunk_times
+    )
+    failed = tuple(
+        f"chapter {c.chapter + 1}, sentence {c.index + 1} {c.text[:60]!r}: {'; '.join(c.verdict.problems)}"
+        for c in checks
+        if c.failed
+    )
+    retaken = sum(c.retaken and not c.failed for c in checks)
+    return JobOutcome(
+        result, done, synthesized, synth_wall, tuple(substitutions), report, len(checks), retaken, failed
+    )
 
 
 def _already_converted(paths: tuple[Path, ...], chapters: int, info: EngineInfo, wall: float) -> ConvertResult:

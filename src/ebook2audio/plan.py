@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from .audio.pcm import ms_to_samples
 from .audio.pieces import STREAM_CUT_PAUSE
 from .engines.base import EngineInfo
-from .model import Batch, Book, Chunk, Mastering, Plan, PlannedChapter, VoiceSpec
+from .model import Batch, Book, Chunk, Mastering, Plan, PlannedChapter, Verification, VoiceSpec
 from .text.lexicon import Lexicon
 from .text.segment import segment_paragraph
 
@@ -39,6 +39,7 @@ class PlanOptions:
     tail_depth: float = 2.0
     master: Mastering | None = None  # how every chunk is mastered where it is made; None: not at all
     lexicon: Lexicon = field(default_factory=Lexicon)  # respellings applied to the normalised text
+    verify: Verification | None = None  # --verify: each chunk heard and retaken where it is made
 
 
 def chunk_id(voice_key: str, text: str, occurrence: int) -> str:
@@ -63,6 +64,8 @@ def make_plan(
     voice_key = f"{info.engine}|{info.voice}|{voice.speed:.3f}"
     if opts.master is not None:  # mastered and unmastered audio never share an id
         voice_key += f"|{opts.master.key()}"
+    if opts.verify is not None:  # the take kept depends on the checks: only then part of the recipe
+        voice_key += f"|{opts.verify.key()}"
     respelled = 0
     # Phoneme entries ([[ ... ]]) only for Piper, whose phonemizer reads them.
     lexicon = opts.lexicon if info.engine == "piper" else opts.lexicon.without_phonemes()
@@ -94,6 +97,7 @@ def make_plan(
                 display=display,
                 pause_after_ms=pause,
                 master=opts.master,
+                verify=opts.verify,
             )
         )
 

@@ -20,6 +20,7 @@ its process is spoken by the fallback engine or replaced by silence (see :mod:`e
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -32,6 +33,7 @@ from .jobstore import chunk_key, chunk_whole, read_chunk_pcm
 from .model import BatchResult, Chunk, ChunkResult
 from .poison import Action, BatchGuard, Substitution, Turn, resample, silence_samples
 from .storage.base import Storage
+from .verify import ChunkCheck, Verdict, best, check_key, listen, take_plans
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ def synthesize_batch(
             with guard.chunk(chunk) if guard is not None else _main_turn() as turn:
                 t0 = time.perf_counter()
                 pcm, sub = _speak(chunk, engine, turn, guard)
+                if chunk.verify is not None and sub is None:  # --verify: heard, retaken when wrong
+                    pcm, check = verified_take(chunk, engine, pcm)
+                    save_check(storage, session, check)  # before the audio: the report never misses it
                 synth += time.perf_counter() - t0
                 pcm = master_chunk(pcm, rate, chunk.master)  # levelled and peak-limited where it is made
                 data = chunk_bytes(pcm, rate)
@@ -119,6 +124,70 @@ def synthesize_batch(
         synth_seconds=synth,
         audio_seconds=samples_total / rate if rate else 0.0,
     )
+
+
+def save_check(storage: Storage, session: str, check: ChunkCheck) -> None:
+    data = json.dumps(check.to_json(), ensure_ascii=False).encode()
+    storage.put_bytes(check_key(session, check.chunk_id), data)
+
+
+def take_seed(chunk_id: str, variant: int) -> int:
+    """The noise seed of a chunk's take ``variant`` (0: the chunk's own, as without --verify)."""
+    return chunk_seed(chunk_id if variant == 0 else f"{chunk_id}#take{variant}")
+
+
+def verified_take(chunk: Chunk, engine: Engine, first: bytes) -> tuple[bytes, ChunkCheck]:
+    """``first`` (the chunk's own take) heard by speech recognition and, while a take fails, the sentence
+    made again (another seed, then slower: verify.take_plans) up to ``chunk.verify.takes`` takes; the
+    best take and what was found. The recogniser is loaded once per process (asr.transcriber)."""
+    from . import asr
+
+    spec = chunk.verify
+    assert spec is not None
+    listener = asr.transcriber(asr.resolve_model(spec.language, spec.model), spec.language)
+    rate = engine.info.sample_rate
+    speed = float(getattr(engine, "speed", 1.0))
+    reference = chunk.display or chunk.text  # the book's words: a respelling is not what is heard
+    takes: list[bytes] = []
+    verdicts: list[Verdict] = []
+    for n, how in enumerate(take_plans(spec.takes)):
+        pcm = first
+        voice = engine
+        if n:
+            slower = getattr(engine, "at_speed", None) if how.slower != 1.0 else None
+            voice = slower(speed * how.slower) if slower is not None else engine
+            pcm = voice.synthesize(chunk.text, seed=take_seed(chunk.id, how.seed_variant))
+        samples = asr.to_asr_input(pcm, rate)
+        said_speed = float(getattr(voice, "speed", speed))
+        verdict = listen(
+            lambda timestamps, x=samples: listener.transcribe(x, long=timestamps),  # type: ignore[misc]
+            reference, len(pcm) / 2 / rate if rate else 0.0, spec, said_speed,
+        )  # fmt: skip
+        heard = verdict.heard
+        takes.append(pcm)
+        verdicts.append(verdict)
+        if verdict.passed:
+            break
+        log.info(
+            "chapter %d, sentence %d, take %d: %s (heard %r)",
+            chunk.chapter + 1, chunk.index + 1, n + 1, "; ".join(verdict.problems), heard,
+        )  # fmt: skip
+    kept = best(verdicts)
+    if not verdicts[kept].passed:
+        log.warning(
+            "chapter %d, sentence %d still fails after %d takes: %s",
+            chunk.chapter + 1, chunk.index + 1, len(takes), "; ".join(verdicts[kept].problems),
+        )  # fmt: skip
+    check = ChunkCheck(
+        chunk_id=chunk.id,
+        chapter=chunk.chapter,
+        index=chunk.index,
+        text=reference,
+        takes=len(takes),
+        kept=kept,
+        verdict=verdicts[kept],
+    )
+    return takes[kept], check
 
 
 @contextlib.contextmanager

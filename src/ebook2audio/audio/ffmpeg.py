@@ -569,10 +569,19 @@ def parse_analysis(text: str, duration: float = 0.0) -> AudioStats:
 
 
 def analyze_audio(
-    path: Path, *, silence_db: float = -60.0, min_silence: float = 5.0, ffmpeg: str | None = None
+    path: Path,
+    *,
+    silence_db: float = -60.0,
+    min_silence: float = 5.0,
+    ffmpeg: str | None = None,
+    span: tuple[float, float] | None = None,
 ) -> AudioStats:
-    """Measure the audio of ``path`` in one pass of ffmpeg (streamed: any length)."""
+    """Measure the audio of ``path`` in one pass of ffmpeg (streamed: any length); ``span``: only
+    (start, seconds) of it."""
     cmd = [*analyze_command(ffmpeg or find_ffmpeg(), path, silence_db, min_silence), "-f", "null", "-"]
+    if span is not None:
+        at = cmd.index("-i")
+        cmd[at:at] = ["-ss", f"{max(0.0, span[0]):.3f}", "-t", f"{max(0.01, span[1]):.3f}"]
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     except OSError as exc:
@@ -615,3 +624,19 @@ def analyze_levels(
     duration = int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0
     rms = _RMS_RE.search(text)
     return Levels(parse_analysis(text, duration), float(rms.group(1)) if rms else math.nan, duration)
+
+
+def decode_pcm(path: Path, rate: int, span: tuple[float, float] | None = None, ffmpeg: str | None = None) -> bytes:
+    """The first audio stream of ``path`` (or ``span`` = (start, seconds) of it) as 16-bit mono PCM at ``rate``."""
+    cmd = [ffmpeg or find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    if span is not None:
+        cmd += ["-ss", f"{max(0.0, span[0]):.3f}", "-t", f"{max(0.01, span[1]):.3f}"]
+    cmd += ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError as exc:
+        raise AssemblyError(f"cannot start ffmpeg ({cmd[0]}): {exc}") from exc
+    if done.returncode != 0:
+        tail = " | ".join(line for line in done.stderr.decode("utf-8", "replace").splitlines()[-3:] if line.strip())
+        raise AssemblyError(f"ffmpeg cannot read {path.name}: {tail}")
+    return done.stdout

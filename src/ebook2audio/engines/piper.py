@@ -456,6 +456,10 @@ class PiperEngine:
             raise SynthesisError(f"Piper failed on a {len(text)}-character chunk: {message}") from exc
         return b"".join(pieces)
 
+    def at_speed(self, speed: float) -> PiperEngine:
+        """The same loaded voice speaking at ``speed`` (a slower retake of --verify; no second model)."""
+        return PiperEngine(self.info, self._voice, speed=speed, device=self.device)
+
     def close(self) -> None:
         self._voice = None
 
