@@ -121,24 +121,35 @@ def status(found: Found, existing: Job | None) -> tuple[str, str]:
 
 
 def queue_books(
-    queue: Queue, library: Path, found: list[Found], settings: JobSettings, *, relative_to: Path, dry_run: bool
-) -> dict[str, Any]:
+    queue: Queue, library: Path, found: list[Found], settings: JobSettings, *, relative_to: Path, dry_run: bool,
+    settle_s: float = 0.0,
+) -> dict[str, Any]:  # fmt: skip
     """Queue every "new" book of a scan; the books with their state, the jobs queued, the others
-    with their reason."""
+    with their reason. A file modified less than ``settle_s`` seconds ago is left for the next scan
+    (a watched folder: it may still be being copied)."""
     books, queued, skipped = [], [], []
     for f in found:
         state, reason = status(f, queue.library_job(f.source, settings))
+        if state == "new" and settle_s and _age(f.source) < settle_s:
+            state, reason = "new", f"modified in the last {settle_s:g} s: left for the next scan"
         shown = _shown(f.source, relative_to)
         entry = {"source": shown, "title": f.title, "authors": list(f.authors), "state": state,
                  "reason": reason, "destination": _shown(str(Path(f.folder) / f.name), None)}  # fmt: skip
-        if state == "new" and not dry_run:
+        if state == "new" and not dry_run and not reason:
             job = queue.add_job(library_book(f), settings, title=f.title or f.name, library=str(library))
             queued.append(job)
             entry["state"], entry["job"] = "queued", job.id
-        elif state != "new":
+        elif state != "new" or reason:
             skipped.append({"source": shown, "title": f.title, "reason": reason})
         books.append(entry)
     return {"books": books, "queued": queued, "skipped": skipped}
+
+
+def _age(path: str) -> float:
+    try:
+        return time.time() - Path(path).stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _shown(path: str, root: Path | None) -> str:

@@ -241,8 +241,8 @@ class Queue:
     def add_watch(self, path: str, settings: JobSettings) -> Watch:
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO watches (path, settings, added) VALUES (?, ?, ?)",
-                (path, json.dumps(asdict(settings)), time.time()),
+                "INSERT OR IGNORE INTO watches (path, settings, added, last_scan) VALUES (?, ?, ?, ?)",
+                (path, json.dumps(asdict(settings)), time.time(), time.time()),  # just scanned by the caller
             )
             row = db.execute(
                 "SELECT * FROM watches WHERE path = ? AND settings = ?", (path, json.dumps(asdict(settings)))

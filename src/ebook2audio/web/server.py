@@ -48,6 +48,7 @@ BOOK_EXTENSIONS = (".epub", ".pdf", ".docx", ".odt", ".rtf", ".mobi", ".azw", ".
 PROBE_TIMEOUT = 120.0
 PREVIEW_TIMEOUT = 120.0
 JSON_BODY_LIMIT = 1 << 20
+WATCH_SETTLE_S = 2.0  # a watched folder's file modified more recently waits for the next scan
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -312,7 +313,7 @@ class Studio:
             raise HTTPException(404, f"{relative}: no such folder in the input folder")
         return candidate
 
-    def library(self, relative: str, settings: JobSettings, *, dry_run: bool) -> dict[str, Any]:
+    def library(self, relative: str, settings: JobSettings, *, dry_run: bool, settle_s: float = 0.0) -> dict[str, Any]:
         folder = self.library_folder(relative)
         with self._library_lock:
             try:
@@ -323,7 +324,7 @@ class Studio:
             except weblib.LibraryError as exc:
                 raise HTTPException(422, str(exc)) from exc
             result = weblib.queue_books(
-                self.queue, folder, found, settings, relative_to=folder, dry_run=dry_run
+                self.queue, folder, found, settings, relative_to=folder, dry_run=dry_run, settle_s=settle_s
             )  # fmt: skip
         for book in result["books"]:
             book["destination"] = weblib._shown(book["destination"], self.config.output_dir.resolve())
@@ -332,7 +333,7 @@ class Studio:
 
     def _rescan(self, relative: str, settings: JobSettings) -> None:
         try:
-            result = self.library(relative, settings, dry_run=False)
+            result = self.library(relative, settings, dry_run=False, settle_s=WATCH_SETTLE_S)
         except HTTPException as exc:
             raise weblib.LibraryError(str(exc.detail)) from exc
         if result["queued"]:
