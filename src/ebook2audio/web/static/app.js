@@ -275,7 +275,7 @@ async function libraryRun(queue) {
     const body = librarySettings();
     if (queue) body.watch = $("#library-watch").checked;
     const data = await (await postJSON(queue ? "/api/library" : "/api/library/scan", body)).json();
-    status.textContent = showLibrary(data) + (queue ? " · " + data.queued.length + " queued" : "");
+    status.textContent = showLibrary(data) + (queue && data.watch ? " · watching it" : "");
     if (queue) { data.queued.forEach(renderJob); showWatches(); }
   } catch (e) {
     status.textContent = "library: " + e.message;
@@ -380,7 +380,7 @@ async function start() {
     for (const p of input.books) $("#input-select").add(new Option(p, p));
     $("#input-folder").hidden = !input.books.length;
     $("#input-add").addEventListener("click", addFromInput);
-    await startLibrary();
+    await startLibrary().catch((e) => { $("#library-status").textContent = "library: " + e.message; });
   }
   const books = await (await api("/api/books")).json();
   books.books.forEach(renderBook);
