@@ -60,6 +60,10 @@ def test_event_reader_gives_the_cli_numbers() -> None:
     r.feed(_line("error", "error: book.epub: the archive expands beyond 1 GiB", "ERROR"))
     assert r.failure(2) == "book.epub: the archive expands beyond 1 GiB"
     assert EventReader().failure(-9) == "the conversion was killed by SIGKILL"
+    lib = EventReader()  # a library job: `library --only BOOK` says its book's failure as a message
+    lib.feed(_line("message", "wrote out/Ann/Title/Title.m4b"))
+    lib.feed(_line("message", "failed: /in/b.epub: the voice is missing"))
+    assert lib.paths == ["out/Ann/Title/Title.m4b"] and lib.failure(1) == "/in/b.epub: the voice is missing"
 
 
 def test_ffmetadata_chapters() -> None:

@@ -87,6 +87,8 @@ class EventReader:
             self.error = message.removeprefix("error: ").strip()
             return False
         if kind == "message":
+            if message.startswith("failed: ") and not self.error:  # `library --only`: its book failed
+                self.error = message.removeprefix("failed: ").strip()
             for prefix in ("wrote ", "already converted: "):
                 if message.startswith(prefix):
                     self.paths.append(message[len(prefix):])
