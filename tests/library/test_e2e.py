@@ -175,6 +175,12 @@ def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--output-name" in r.stderr and "Traceback" not in r.stderr
     r = run_cli(["library", str(tmp_path), "--watch", "--dry-run"], tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--watch" in r.stderr
+    r = run_cli(["library", str(tmp_path), "--json"], tmp_path)
+    assert r.returncode == 2 and r.stderr.strip() == "error: --json lists the books of --dry-run: add --dry-run"
+    (tmp_path / "books").mkdir()
+    outside = txt(tmp_path / "elsewhere.txt", "Far", "Nobody", chapters(1, "far"))
+    r = run_cli(["library", str(tmp_path / "books"), "-o", str(tmp_path / "o"), "--only", str(outside)], tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().endswith(f"{outside}: not a book of the library {tmp_path / 'books'}")
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "metadata.db").write_bytes(b"not a database" * 100)
     r = run_cli(["library", str(tmp_path / "lib"), "-o", str(tmp_path / "o")], tmp_path)

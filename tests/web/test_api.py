@@ -38,6 +38,12 @@ ROUTES = {
     "/api/input": {"get"},
     "/api/health": {"get"},
     "/api/workers": {"get"},
+    "/api/jobs/{job_id}/report.html": {"get"},
+    "/api/library": {"post"},
+    "/api/library/scan": {"post"},
+    "/api/library/folders": {"get"},
+    "/api/library/watches": {"get"},
+    "/api/library/watches/{watch_id}": {"delete"},
 }
 
 

@@ -60,6 +60,10 @@ def test_event_reader_gives_the_cli_numbers() -> None:
     r.feed(_line("error", "error: book.epub: the archive expands beyond 1 GiB", "ERROR"))
     assert r.failure(2) == "book.epub: the archive expands beyond 1 GiB"
     assert EventReader().failure(-9) == "the conversion was killed by SIGKILL"
+    lib = EventReader()  # a library job: `library --only BOOK` says its book's failure as a message
+    lib.feed(_line("message", "wrote out/Ann/Title/Title.m4b"))
+    lib.feed(_line("message", "failed: /in/b.epub: the voice is missing"))
+    assert lib.paths == ["out/Ann/Title/Title.m4b"] and lib.failure(1) == "/in/b.epub: the voice is missing"
 
 
 def test_ffmetadata_chapters() -> None:
@@ -83,3 +87,78 @@ def test_same_job_is_found_and_children_get_no_login(tmp_path: Path) -> None:
     assert q.same_job(book.id, JobSettings(engine="sim", chapters="2")) is None  # a retry is a new job
     env = {"EBOOK2AUDIO_WEB_USER": "u", "EBOOK2AUDIO_WEB_PASSWORD": "p", "REDIS_URL": "redis://r", "PATH": "/bin"}
     assert child_environment(env) == {"REDIS_URL": "redis://r", "PATH": "/bin"}
+
+
+def test_library_states_watches_and_an_old_queue(tmp_path: Path) -> None:
+    """Library mode's decisions (no child): which books are queued, which skipped and why; watched
+    folders kept in the database; a queue file made before library jobs gets the new column."""
+    import sqlite3
+
+    from ebook2audio.web.library import Found, queue_books, report_summary
+
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as db:  # the jobs table as the first version of the web app made it
+        db.execute(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, book_id TEXT NOT NULL, book_path TEXT NOT NULL, "
+            "title TEXT NOT NULL, settings TEXT NOT NULL, state TEXT NOT NULL, position REAL NOT NULL, "
+            "phase TEXT NOT NULL DEFAULT '', sentences_done INTEGER NOT NULL DEFAULT 0, "
+            "sentences_total INTEGER NOT NULL DEFAULT 0, realtime REAL NOT NULL DEFAULT 0, eta REAL, "
+            "error TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '[]', chapters TEXT NOT NULL DEFAULT '[]', "
+            "created REAL NOT NULL, updated REAL NOT NULL, runs INTEGER NOT NULL DEFAULT 0, "
+            "resumed INTEGER NOT NULL DEFAULT 0)"
+        )
+        db.execute("INSERT INTO jobs (book_id, book_path, title, settings, state, position, created, updated) "
+                   "VALUES ('a', '/a', 'A', '{}', 'done', 1, 0, 0)")  # fmt: skip
+    q = Queue(old)
+    assert q.job(1).library == "" and q.job(1).title == "A"
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "new.txt").write_text("x")
+    fresh = lib / "fresh.txt"
+    fresh.write_text("x")
+
+    def found(name: str, state: str = "todo", error: str = "") -> Found:
+        return Found(str(lib / name), state, str(tmp_path / "out" / "A" / name), name, name.upper(), ("A",), "", error)
+
+    s = JobSettings(engine="sim")
+    books = [found("new.txt"), found("done.txt", "skipped"), found("bad.txt", "failed", "not a book")]
+    r = queue_books(q, lib, books, s, relative_to=lib, dry_run=True)
+    assert [b["state"] for b in r["books"]] == ["new", "converted", "unreadable"] and r["queued"] == []
+    r = queue_books(q, lib, books, s, relative_to=lib, dry_run=False)
+    assert [j.title for j in r["queued"]] == ["NEW.TXT"] and r["queued"][0].library == str(lib)
+    assert r["skipped"] == [
+        {"source": "done.txt", "title": "DONE.TXT", "reason": "already converted"},
+        {"source": "bad.txt", "title": "BAD.TXT", "reason": "not a book"},
+    ]
+    job = r["queued"][0]
+    r = queue_books(q, lib, books[:1], s, relative_to=lib, dry_run=False)  # asked again: not twice
+    assert r["queued"] == [] and r["skipped"][0]["reason"] == f"already in the queue (job {job.id}, queued)"
+    q.set_state(job.id, "failed", error="boom")
+    r = queue_books(q, lib, books[:1], s, relative_to=lib, dry_run=False)
+    assert r["queued"] == [] and "failed: retry it" in r["skipped"][0]["reason"]
+    other = queue_books(q, lib, books[:1], JobSettings(engine="sim", speed=1.5), relative_to=lib, dry_run=False)
+    assert len(other["queued"]) == 1  # other settings: another audiobook
+    r = queue_books(q, lib, [found("fresh.txt")], s, relative_to=lib, dry_run=False, settle_s=60)
+    assert r["queued"] == [] and "next scan" in r["skipped"][0]["reason"]  # still being copied
+
+    w = q.add_watch("shelf", s)
+    assert q.add_watch("shelf", s) == w and w.last_scan > 0  # once; just scanned by whoever added it
+    q.scanned(w.id, "gone")
+    q.close()
+    q = Queue(old)
+    assert [(x.path, x.settings, x.last_error) for x in q.watches()] == [("shelf", s, "gone")]
+    q.remove_watch(w.id)
+    with pytest.raises(QueueError, match="no watched folder"):
+        q.remove_watch(w.id)
+
+    report = tmp_path / "B.report.json"
+    assert report_summary(report) is None
+    report.write_text(json.dumps({"voice": "v", "engine": "piper", "substituted": [
+        {"chapter": 2, "chapter_title": "Two", "index": 5, "chunk_id": "x", "text": "Ouch.", "reason": "died",
+         "replacement": "espeak-ng en-us"}]}))  # fmt: skip
+    assert report_summary(report) == {"substituted": 1, "voice": "v", "engine": "piper", "sentences": [
+        {"chapter": 2, "chapter_title": "Two", "index": 5, "text": "Ouch.", "replacement": "espeak-ng en-us",
+         "reason": "died"}]}  # fmt: skip
+    report.write_text("[not json")
+    assert report_summary(report) is None

@@ -4,6 +4,7 @@ path, passed in by ebook2audio.cli)."""
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from ..errors import Ebook2AudioError, UserError
 from ..model import ChapterMark
+from .runner import Outcome
 
 # Flags of `convert` that name one book: meaningless for a whole library.
 ONE_BOOK_FLAGS = (("output_name", "--output-name"), ("session", "--session"), ("chapters", "--chapters"))
@@ -25,6 +27,15 @@ def add_library_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--dry-run", action="store_true", help="list the books that would be converted, convert nothing"
     )
+    g.add_argument(
+        "--json", action="store_true",
+        help="with --dry-run: one JSON object per book on stdout (source, state todo|skipped|failed, "
+        "folder, name, title, authors, series, error)",
+    )  # fmt: skip
+    g.add_argument(
+        "--only", type=Path, metavar="FILE",
+        help="convert just this book file of the library (named, placed and described as the whole run would)",
+    )  # fmt: skip
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
@@ -68,6 +79,10 @@ def run_library(
         raise UserError("--watch SECONDS must be positive")
     if args.watch is not None and args.dry_run:
         raise UserError("--dry-run lists what one pass would convert: it cannot be used with --watch")
+    if args.json and not args.dry_run:
+        raise UserError("--json lists the books of --dry-run: add --dry-run")
+    if args.only is not None and args.watch is not None:
+        raise UserError("--only converts one book: it cannot be used with --watch")
     settings = load_settings(load_flags(args), env, config_file=args.config)
     out = Path(settings.output_dir)
     check_output_dir(out)
@@ -96,6 +111,8 @@ def run_library(
         say=say,
         probe_chapters=_probe_chapters,
         settle_s=2.0 if args.watch is not None else 0.0,
+        only=args.only,
+        listing=(lambda _line: None) if args.json else print,
     )
     with trap() as signals:
         try:
@@ -108,5 +125,24 @@ def run_library(
             say(library.tally.summary())
             raise
     tally = library.tally
+    if args.json:
+        for outcome in tally.outcomes:
+            print(json.dumps(outcome_json(outcome), ensure_ascii=False), flush=True)
     say(tally.summary(dry_run=args.dry_run))
     return 1 if tally.failed else 0
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """One book of ``--dry-run --json``: what the web app's library panel shows and queues."""
+    book, dest = outcome.book, outcome.dest
+    return {
+        "source": str(book.source),
+        "state": outcome.state,
+        "folder": str(dest.folder) if dest else "",
+        "name": dest.name if dest else "",
+        "title": book.title,
+        "authors": list(book.authors),
+        "series": book.series,
+        "series_index": book.series_index,
+        "error": outcome.error,
+    }

@@ -48,8 +48,10 @@ class Tally:
     skipped: int = 0
     failed: list[Outcome] = field(default_factory=list)
     todo: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)  # every book, in order (--json)
 
     def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
         if outcome.state == "converted":
             self.converted += 1
         elif outcome.state == "skipped":
@@ -82,15 +84,24 @@ class Library:
     probe_chapters: Callable[[Path], tuple[ChapterMark, ...]] = lambda _p: ()
     listing: Callable[[str], None] = print  # --dry-run: one line per book to convert (stdout)
     settle_s: float = 0.0  # files younger than this are left for the next scan (watch mode)
+    only: Path | None = None  # convert just this file of the library (--only; the web app's jobs)
     tally: Tally = field(default_factory=lambda: Tally())
     _seen_files: dict[Path, tuple[int, int]] = field(default_factory=dict)  # done or failed: (size, mtime_ns)
     _described: dict[Path, tuple[tuple[int, int], LibraryBook, Cover | None]] = field(default_factory=dict)
 
     def scan(self) -> list[LibraryBook]:
         if is_calibre_library(self.src):
-            return read_calibre(self.src)
-        files = scan_folder(self.src, self.extensions, exclude=[self.out], settle_s=self.settle_s)
-        return [LibraryBook(source=p) for p in files]
+            books = read_calibre(self.src)
+        else:
+            files = scan_folder(self.src, self.extensions, exclude=[self.out], settle_s=self.settle_s)
+            books = [LibraryBook(source=p) for p in files]
+        if self.only is None:
+            return books
+        wanted = self.only.resolve()
+        chosen = [b for b in books if b.source.resolve() == wanted]
+        if not chosen:
+            raise UserError(f"{self.only}: not a book of the library {self.src}")
+        return chosen
 
     def run_once(self, *, dry_run: bool = False) -> Tally:
         tally = self.tally

@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     chapters TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, updated REAL NOT NULL,
     runs INTEGER NOT NULL DEFAULT 0, resumed INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS watches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, settings TEXT NOT NULL,
+    added REAL NOT NULL, last_scan REAL NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',
+    UNIQUE (path, settings)
+);
 """
 
 
@@ -87,6 +92,7 @@ class Job:
     chapters: tuple[dict[str, Any], ...] = ()  # {"title", "start", "end"} read from the audiobook
     runs: int = 0  # how many times a child process started on it
     resumed: int = 0  # sentences already done (kept from an earlier run) when the last run started
+    library: str = ""  # a library's folder: the book goes to the output folder in Audiobookshelf's layout
 
     @property
     def percent(self) -> float:
@@ -100,6 +106,21 @@ class Job:
         data["chapters"] = list(self.chapters)
         data["percent"] = round(self.percent, 1)
         return data
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A library folder the server rescans every few minutes, queueing the books added to it."""
+
+    id: int
+    path: str  # relative to the input folder ("" = the input folder itself)
+    settings: JobSettings
+    added: float
+    last_scan: float = 0.0
+    last_error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,9 @@ class Queue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "library" not in columns:  # a queue made before library jobs existed
+            self._db.execute("ALTER TABLE jobs ADD COLUMN library TEXT NOT NULL DEFAULT ''")
         self._changed = threading.Condition(self._lock)
         self.version = 0  # bumped on every change: server-sent events compare it
 
@@ -179,15 +203,15 @@ class Queue:
 
     # -- jobs ----------------------------------------------------------------------------------
 
-    def add_job(self, book: Book, settings: JobSettings, title: str = "") -> Job:
+    def add_job(self, book: Book, settings: JobSettings, title: str = "", library: str = "") -> Job:
         now = time.time()
         with self._tx() as db:
             top = db.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()[0]
             cur = db.execute(
-                "INSERT INTO jobs (book_id, book_path, title, settings, state, position, created, updated) "
-                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                "INSERT INTO jobs (book_id, book_path, title, settings, state, position, created, updated, "
+                "library) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (book.id, book.path, title or book.info.get("title") or book.name,
-                 json.dumps(asdict(settings)), top + 1, now, now),
+                 json.dumps(asdict(settings)), top + 1, now, now, library),
             )  # fmt: skip
             job_id = int(cur.lastrowid or 0)
         return self.job(job_id)
@@ -202,6 +226,42 @@ class Queue:
                 (book_id, wanted),
             ).fetchone()
         return _job(row) if row is not None else None
+
+    def library_job(self, book_path: str, settings: JobSettings) -> Job | None:
+        """The latest library job of this book file with these settings."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE book_path = ? AND settings = ? AND library != '' ORDER BY id DESC LIMIT 1",
+                (book_path, json.dumps(asdict(settings))),
+            ).fetchone()
+        return _job(row) if row is not None else None
+
+    # -- watched library folders ---------------------------------------------------------------
+
+    def add_watch(self, path: str, settings: JobSettings) -> Watch:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO watches (path, settings, added, last_scan) VALUES (?, ?, ?, ?)",
+                (path, json.dumps(asdict(settings)), time.time(), time.time()),  # just scanned by the caller
+            )
+            row = db.execute(
+                "SELECT * FROM watches WHERE path = ? AND settings = ?", (path, json.dumps(asdict(settings)))
+            ).fetchone()
+        return _watch(row)
+
+    def watches(self) -> list[Watch]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM watches ORDER BY id").fetchall()
+        return [_watch(r) for r in rows]
+
+    def scanned(self, watch_id: int, error: str = "") -> None:
+        with self._tx() as db:
+            db.execute("UPDATE watches SET last_scan = ?, last_error = ? WHERE id = ?", (time.time(), error, watch_id))
+
+    def remove_watch(self, watch_id: int) -> None:
+        with self._tx() as db:
+            if db.execute("DELETE FROM watches WHERE id = ?", (watch_id,)).rowcount == 0:
+                raise QueueError(f"no watched folder {watch_id}")
 
     def job(self, job_id: int) -> Job:
         with self._lock:
@@ -321,7 +381,15 @@ def _job(row: sqlite3.Row) -> Job:
         chapters=tuple(json.loads(row["chapters"])),
         runs=row["runs"],
         resumed=row["resumed"],
+        library=row["library"],
     )
+
+
+def _watch(row: sqlite3.Row) -> Watch:
+    return Watch(
+        id=int(row["id"]), path=row["path"], settings=JobSettings.from_json(json.loads(row["settings"])),
+        added=row["added"], last_scan=row["last_scan"], last_error=row["last_error"],
+    )  # fmt: skip
 
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .queue import Job, Progress, Queue, QueueError
+from .queue import Job, JobSettings, Progress, Queue, QueueError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class EventReader:
     """Folds the child's stderr lines into progress, outputs and the error line (pure)."""
 
     progress: Progress = field(default_factory=lambda: Progress("starting", 0, 0, 0.0, None))
-    outputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # file names
+    paths: list[str] = field(default_factory=list)  # the same, as the child wrote them
     error: str = ""
     last_text: str = ""  # the last line that was not JSON (a crash's last words)
 
@@ -86,8 +87,11 @@ class EventReader:
             self.error = message.removeprefix("error: ").strip()
             return False
         if kind == "message":
+            if message.startswith("failed: ") and not self.error:  # `library --only`: its book failed
+                self.error = message.removeprefix("failed: ").strip()
             for prefix in ("wrote ", "already converted: "):
                 if message.startswith(prefix):
+                    self.paths.append(message[len(prefix):])
                     self.outputs.append(Path(message[len(prefix):]).name)
         if event.get("level") in ("ERROR", "CRITICAL") and not self.error:
             self.error = message.strip()
@@ -186,6 +190,11 @@ class Runner:
     def output_dir(self, job_id: int) -> Path:
         return self.config.output_dir / f"job-{job_id}"
 
+    def job_dir(self, job: Job) -> Path:
+        """The folder a job's ``outputs`` are relative to: its own, or for a library job the whole
+        output folder (its outputs are ``Author/[Series/]Title/Title.m4b``)."""
+        return self.config.output_dir if job.library else self.output_dir(job.id)
+
     # -- control -------------------------------------------------------------------------------
 
     def stop(self, job_id: int, state: str) -> Job:
@@ -227,21 +236,17 @@ class Runner:
             version = self.queue.wait_change(version, 1.0)
 
     def command(self, job: Job) -> list[str]:
-        s = job.settings
+        # A library job is `ebook2audio library LIBRARY --only BOOK`: the very code path of the CLI's
+        # library mode (its folders, metadata.json and cover), for this one book.
+        what = ["library", job.library, "--only", job.book_path] if job.library else ["convert", job.book_path]
         args = [
-            sys.executable, "-m", "ebook2audio.web.child", str(os.getpid()),
-            "convert", job.book_path, "--log-format", "json",
-            "--output-dir", str(self.output_dir(job.id)), "--work-dir", str(self.config.work_dir),
-            "--format", s.format or "m4b", "--speed", repr(float(s.speed or 1.0)),
+            sys.executable, "-m", "ebook2audio.web.child", str(os.getpid()), *what, "--log-format", "json",
+            "--output-dir", str(self.job_dir(job)), "--work-dir", str(self.config.work_dir),
         ]  # fmt: skip
-        for flag, value in (("--language", s.language), ("--engine", s.engine), ("--voice", s.voice),
-                            ("--chapters", s.chapters)):  # fmt: skip
-            if value:
-                args += [flag, value]
-        return [*args, *self.config.extra_args]
+        return [*args, *settings_args(job.settings), *self.config.extra_args]
 
     def _launch(self, job: Job) -> None:
-        out = self.output_dir(job.id)
+        out = self.job_dir(job)
         try:
             out.mkdir(parents=True, exist_ok=True)
             env = dict(os.environ if self.config.env is None else self.config.env)
@@ -290,8 +295,12 @@ class Runner:
 
     def _settle(self, job: Job, rc: int, reader: EventReader, stopped_as: str | None) -> None:
         if rc == 0:
-            out = self.output_dir(job.id)
-            names = [n for n in dict.fromkeys(reader.outputs) if (out / n).is_file()]
+            out = self.job_dir(job)
+            if job.library:  # paths under the output folder, as the child printed them
+                found = (_relative(Path(p), out) for p in reader.paths)
+                names = [n for n in dict.fromkeys(found) if n and (out / n).is_file()]
+            else:
+                names = [n for n in dict.fromkeys(reader.outputs) if (out / n).is_file()]
             audio = [n for n in names if not n.endswith((".srt", ".vtt", ".json"))]
             chapters = read_chapters(out / audio[0]) if len(audio) == 1 else []
             self.queue.finish(job.id, names, chapters)
@@ -303,6 +312,25 @@ class Runner:
             error = reader.failure(rc)
             self.queue.set_state(job.id, "failed", error=error)
             log.info("job %d failed: %s", job.id, error)
+
+
+def settings_args(s: JobSettings) -> list[str]:
+    """A job's settings as the CLI's flags (``convert`` and ``library`` read the same ones)."""
+    args = ["--format", s.format or "m4b", "--speed", repr(float(s.speed or 1.0))]
+    for flag, value in (("--language", s.language), ("--engine", s.engine), ("--voice", s.voice),
+                        ("--chapters", s.chapters)):  # fmt: skip
+        if value:
+            args += [flag, value]
+    return args
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` (absolute, or relative to this process's folder, as the child's) under ``root``, as
+    a POSIX relative path; "" when it is not under it."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return ""
 
 
 def distributed_args(values: Mapping[str, Any], flags: Sequence[tuple[str, str]]) -> list[str]:

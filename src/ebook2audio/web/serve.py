@@ -59,6 +59,10 @@ def add_serve_command(sub: Any) -> None:
         "--jobs", type=int,
         help="conversions at once (default 1; distributed: 2, so books interleave on the workers)",
     )  # fmt: skip
+    p.add_argument(
+        "--library-interval", type=float, default=300.0, metavar="SECONDS",
+        help="seconds between two scans of a watched library folder (default 300)",
+    )  # fmt: skip
     try:
         from ..distributed_cli import add_convert_flags
     except ImportError:  # distributed extras not installed
@@ -123,6 +127,8 @@ def run_serve(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
     slots = args.jobs if args.jobs is not None else (2 if distributed else 1)
     if slots < 1:
         raise UserError("--jobs must be 1 or more")
+    if not args.library_interval > 0:
+        raise UserError("--library-interval must be positive")
     data_dir = (args.data_dir or default_data_dir(env)).expanduser().resolve()
     output_dir = (args.output_dir or data_dir / "output").expanduser().resolve()
     input_dir = args.input_dir.expanduser().resolve() if args.input_dir else None
@@ -165,6 +171,7 @@ def run_serve(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
         extra_args=tuple(extra),
         flower_url=env.get(FLOWER_URL_ENV, ""),
         child_env=child_env,
+        library_interval=args.library_interval,
     )
     app = create_app(config)
 

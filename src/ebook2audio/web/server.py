@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager, suppress
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..output import safe_name
+from . import library as weblib
 from .queue import FINISHED, Book, Job, JobSettings, Queue, QueueError
 from .runner import Runner, RunnerConfig
 
@@ -46,6 +48,7 @@ BOOK_EXTENSIONS = (".epub", ".pdf", ".docx", ".odt", ".rtf", ".mobi", ".azw", ".
 PROBE_TIMEOUT = 120.0
 PREVIEW_TIMEOUT = 120.0
 JSON_BODY_LIMIT = 1 << 20
+WATCH_SETTLE_S = 2.0  # a watched folder's file modified more recently waits for the next scan
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -66,6 +69,7 @@ class ServerConfig:
     extra_args: tuple[str, ...] = ()
     flower_url: str = ""
     child_env: Mapping[str, str] | None = None  # the conversions' environment (default: the server's)
+    library_interval: float = 300.0  # seconds between two scans of a watched library folder
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -79,6 +83,16 @@ class JobRequest(BaseModel):
     speed: float = Field(1.0, ge=0.25, le=4.0)
     format: str = Field("m4b", pattern=r"^(m4b|m4a|mp3|opus|ogg|flac|wav)$")
     chapters: str = Field("", max_length=2000, pattern=r"^[0-9,\- ]*$")
+
+
+class LibraryRequest(BaseModel):
+    path: str = Field("", max_length=1000)  # a folder of the input folder ("" = the input folder)
+    language: str = Field("", max_length=35)
+    engine: str = Field("", max_length=64)
+    voice: str = Field("", max_length=300)
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    format: str = Field("m4b", pattern=r"^(m4b|m4a|mp3|opus|ogg|flac|wav)$")
+    watch: bool = False  # keep rescanning it (every --library-interval seconds), queueing new books
 
 
 class MoveRequest(BaseModel):
@@ -278,6 +292,83 @@ class Studio:
         )
         self._voices: list[dict[str, Any]] | None = None
         self._celery: Any = None
+        self._library_lock = threading.Lock()  # one scan-and-queue at a time: no book queued twice
+        self._reports: dict[Path, tuple[int, dict[str, Any] | None]] = {}
+        self.watcher = weblib.Watcher(self.queue, config.library_interval, self._rescan)
+
+    # -- library mode --
+
+    def library_folder(self, relative: str) -> Path:
+        """A folder of the input folder (``""``: the input folder itself); 403 outside it."""
+        root = self.config.input_dir
+        if root is None:
+            raise HTTPException(400, "this server has no input folder (serve --input-dir DIR)")
+        root = root.resolve()
+        if "\x00" in relative:
+            raise HTTPException(422, "path: not a folder name")
+        candidate = (root / relative).resolve()
+        if not candidate.is_relative_to(root):
+            raise HTTPException(403, f"{relative}: outside the input folder")
+        if not candidate.is_dir():
+            raise HTTPException(404, f"{relative}: no such folder in the input folder")
+        return candidate
+
+    def library(self, relative: str, settings: JobSettings, *, dry_run: bool, settle_s: float = 0.0) -> dict[str, Any]:
+        folder = self.library_folder(relative)
+        with self._library_lock:
+            try:
+                found = weblib.scan(
+                    folder, self.config.output_dir, self.runner.config.work_dir, settings, self.child_env,
+                    self.config.extra_args,
+                )  # fmt: skip
+            except weblib.LibraryError as exc:
+                raise HTTPException(422, str(exc)) from exc
+            result = weblib.queue_books(
+                self.queue, folder, found, settings, relative_to=folder, dry_run=dry_run, settle_s=settle_s
+            )  # fmt: skip
+        for book in result["books"]:
+            book["destination"] = weblib._shown(book["destination"], self.config.output_dir.resolve())
+        result["queued"] = [self.job_json(j) for j in result["queued"]]
+        return {"path": folder.relative_to(self.config.input_dir.resolve()).as_posix().removeprefix("."), **result}  # type: ignore[union-attr]
+
+    def _rescan(self, relative: str, settings: JobSettings) -> None:
+        try:
+            result = self.library(relative, settings, dry_run=False, settle_s=WATCH_SETTLE_S)
+        except HTTPException as exc:
+            raise weblib.LibraryError(str(exc.detail)) from exc
+        if result["queued"]:
+            log.info("watched library %r: %d new book(s) queued", relative or ".", len(result["queued"]))
+
+    # -- a job as the API shows it --
+
+    def job_json(self, job: Job) -> dict[str, Any]:
+        """The job, with (when done) the summary of its ``NAME.report.json`` and the name of its
+        ``NAME.report.html`` when they exist beside the audiobook."""
+        data = job.to_json()
+        data["report"] = None
+        data["report_html"] = ""
+        audio = self.job_audio(job)
+        if audio is None:
+            return data
+        report = audio.with_name(f"{audio.stem}.report.json")
+        try:
+            stamp = report.stat().st_mtime_ns
+        except OSError:
+            stamp = -1
+        cached = self._reports.get(report)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, weblib.report_summary(report) if stamp >= 0 else None)
+            self._reports[report] = cached
+        data["report"] = cached[1]
+        if audio.with_name(f"{audio.stem}.report.html").is_file():
+            data["report_html"] = f"{audio.stem}.report.html"
+        return data
+
+    def job_audio(self, job: Job) -> Path | None:
+        if job.state != "done":
+            return None
+        audio = [n for n in job.outputs if not n.endswith((".srt", ".vtt", ".json"))]
+        return self.runner.job_dir(job) / audio[0] if audio else None
 
     def add_book_file(self, path: Path, name: str) -> Book:
         digest = book_digest(path)
@@ -363,8 +454,8 @@ class Studio:
     def job_file(self, job: Job, name: str) -> Path:
         if name not in job.outputs:
             raise HTTPException(404, f"job {job.id} has no file {name!r}")
-        path = self.runner.output_dir(job.id) / name
-        if not path.is_file():
+        path = self.runner.job_dir(job) / name
+        if not path.resolve().is_relative_to(self.runner.job_dir(job).resolve()) or not path.is_file():
             raise HTTPException(404, f"{name}: the file is gone")
         return path
 
@@ -375,9 +466,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         studio.runner.start()
+        studio.watcher.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(studio.watcher.close)
             await asyncio.to_thread(studio.runner.close)
             studio.queue.close()
             if studio._celery is not None:
@@ -498,47 +591,94 @@ def create_app(config: ServerConfig) -> FastAPI:
             (studio.runner.output_dir(same.id) / n).is_file() for n in same.outputs
         )):  # fmt: skip
             response.status_code = 200
-            return same.to_json()
-        return studio.queue.add_job(book, settings).to_json()
+            return studio.job_json(same)
+        return studio.job_json(studio.queue.add_job(book, settings))
 
     @app.get("/api/jobs", tags=["jobs"])
     def list_jobs() -> dict[str, Any]:
-        return {"jobs": [j.to_json() for j in studio.queue.jobs()]}
+        return {"jobs": [studio.job_json(j) for j in studio.queue.jobs()]}
 
     @app.get("/api/jobs/{job_id}", tags=["jobs"])
     def get_job(job_id: int) -> dict[str, Any]:
-        return studio.queue.job(job_id).to_json()
+        return studio.job_json(studio.queue.job(job_id))
 
     @app.delete("/api/jobs/{job_id}", tags=["jobs"])
     def cancel_job(job_id: int) -> dict[str, Any]:
         """Cancel: a running conversion is stopped; its finished sentences are kept for a retry."""
-        return studio.runner.stop(job_id, "cancelled").to_json()
+        return studio.job_json(studio.runner.stop(job_id, "cancelled"))
 
     @app.post("/api/jobs/{job_id}/pause", tags=["jobs"])
     def pause_job(job_id: int) -> dict[str, Any]:
-        return studio.runner.stop(job_id, "paused").to_json()
+        return studio.job_json(studio.runner.stop(job_id, "paused"))
 
     @app.post("/api/jobs/{job_id}/resume", tags=["jobs"])
     def resume_job(job_id: int) -> dict[str, Any]:
-        return studio.runner.resume(job_id).to_json()
+        return studio.job_json(studio.runner.resume(job_id))
 
     @app.post("/api/jobs/{job_id}/retry", tags=["jobs"])
     def retry_job(job_id: int) -> dict[str, Any]:
-        return studio.runner.retry(job_id).to_json()
+        return studio.job_json(studio.runner.retry(job_id))
 
     @app.post("/api/jobs/{job_id}/move", tags=["jobs"])
     def move_job(job_id: int, req: MoveRequest) -> dict[str, Any]:
-        return studio.queue.move(job_id, req.delta).to_json()
+        return studio.job_json(studio.queue.move(job_id, req.delta))
 
     @app.get("/api/jobs/{job_id}/chapters", tags=["jobs"])
     def job_chapters(job_id: int) -> dict[str, Any]:
         return {"chapters": list(studio.queue.job(job_id).chapters)}
 
-    @app.get("/api/jobs/{job_id}/files/{name}", tags=["jobs"])
+    @app.get("/api/jobs/{job_id}/files/{name:path}", tags=["jobs"])
     def job_file(job_id: int, name: str) -> Response:
         """Download a finished job's audiobook (m4b, ...) or subtitles (srt, vtt)."""
         path = studio.job_file(studio.queue.job(job_id), name)
         return FileResponse(path, filename=name)
+
+    @app.get("/api/jobs/{job_id}/report.html", tags=["jobs"], include_in_schema=True)
+    def job_report_html(job_id: int) -> Response:
+        """The job's ``NAME.report.html`` (beside its audiobook), sandboxed: it runs no script."""
+        job = studio.queue.job(job_id)
+        audio = studio.job_audio(job)
+        path = audio.with_name(f"{audio.stem}.report.html") if audio is not None else None
+        if path is None or not path.is_file():
+            raise HTTPException(404, f"job {job_id} has no report.html")
+        return FileResponse(path, media_type="text/html", headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            "X-Content-Type-Options": "nosniff",
+        })  # fmt: skip
+
+    # -- library --
+
+    @app.get("/api/library/folders", tags=["library"])
+    def library_folders() -> dict[str, Any]:
+        """The folders of the input folder a library may be scanned in ("" = the input folder)."""
+        if config.input_dir is None:
+            raise HTTPException(400, "this server has no input folder (serve --input-dir DIR)")
+        return {"folders": weblib.library_folders(config.input_dir, config.output_dir)}
+
+    @app.post("/api/library/scan", tags=["library"])
+    def library_scan(req: LibraryRequest) -> dict[str, Any]:
+        """The books of a folder (a folder tree or a Calibre library) with their state: new, converted,
+        queued, failed or unreadable. Queues nothing."""
+        return studio.library(req.path, JobSettings(**req.model_dump(exclude={"path", "watch"})), dry_run=True)
+
+    @app.post("/api/library", tags=["library"])
+    def library_queue(req: LibraryRequest) -> dict[str, Any]:
+        """Queue every book of the folder with no audiobook yet; its audiobook goes to the output
+        folder in Audiobookshelf's layout. ``watch``: rescan it every few minutes, and after restarts."""
+        settings = JobSettings(**req.model_dump(exclude={"path", "watch"}))
+        result = studio.library(req.path, settings, dry_run=False)
+        if req.watch:
+            result["watch"] = studio.queue.add_watch(result["path"], settings).to_json()
+        return result
+
+    @app.get("/api/library/watches", tags=["library"])
+    def library_watches() -> dict[str, Any]:
+        return {"interval": config.library_interval, "watches": [w.to_json() for w in studio.queue.watches()]}
+
+    @app.delete("/api/library/watches/{watch_id}", tags=["library"])
+    def library_unwatch(watch_id: int) -> dict[str, Any]:
+        studio.queue.remove_watch(watch_id)
+        return {"removed": watch_id}
 
     async def _events(job_id: int | None, request: Request) -> AsyncIterator[str]:
         version = -1
@@ -555,10 +695,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             version = studio.queue.version
             finished = False
             if job_id is None:
-                data = json.dumps({"jobs": [j.to_json() for j in studio.queue.jobs()]})
+                data = json.dumps({"jobs": [studio.job_json(j) for j in studio.queue.jobs()]})
             else:
                 job = studio.queue.job(job_id)
-                data = json.dumps(job.to_json())
+                data = json.dumps(studio.job_json(job))
                 finished = job.state in FINISHED
             if data != last:
                 last, quiet = data, 0.0

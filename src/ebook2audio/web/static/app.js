@@ -216,9 +216,97 @@ function showResult(item, job) {
   downloads.append("Download: ");
   for (const name of job.outputs) {
     const a = document.createElement("a");
-    a.href = base + encodeURIComponent(name); a.download = name; a.className = "download-link"; a.textContent = name;
+    a.href = base + encodeURIComponent(name); a.download = name.split("/").pop(); a.className = "download-link"; a.textContent = name;
     downloads.append(a, " ");
   }
+  showReport(item, job);
+}
+
+function showReport(item, job) {  // NAME.report.json's summary, and NAME.report.html when there is one
+  const box = $(".job-report", item);
+  const report = job.report;
+  box.hidden = !report && !job.report_html;
+  if (report) {
+    $(".job-report-text", box).textContent = report.substituted + " sentence(s) replaced because the voice could not speak them";
+    for (const s of report.sentences) {
+      const li = document.createElement("li");
+      li.textContent = "chapter " + s.chapter + ", sentence " + s.index + ": \u201c" + s.text + "\u201d \u2192 " + s.replacement + " (" + s.reason + ")";
+      $(".job-report-list", box).append(li);
+    }
+  }
+  if (job.report_html) {
+    const a = document.createElement("a");
+    a.href = "/api/jobs/" + job.id + "/report.html"; a.target = "_blank"; a.rel = "noopener"; a.className = "report-link";
+    a.textContent = "full report";
+    box.append(a);
+  }
+}
+
+// ---- library -----------------------------------------------------------------------------------
+
+function librarySettings() {
+  return {
+    path: $("#library-folder").value, language: $("#library-language").value.trim(), engine: $("#library-engine").value,
+    speed: Number($("#library-speed").value) || 1, format: $("#library-format").value,
+  };
+}
+
+function showLibrary(data) {
+  const body = $("#library-books tbody");
+  body.replaceChildren();
+  const count = {};
+  for (const b of data.books) {
+    count[b.state] = (count[b.state] || 0) + 1;
+    const row = body.insertRow();
+    row.className = "library-book"; row.dataset.state = b.state;
+    row.insertCell().textContent = b.title || b.source;
+    row.insertCell().textContent = (b.authors || []).join(", ");
+    const st = row.insertCell(); st.className = "library-state"; st.textContent = b.state;
+    if (b.reason && b.state !== "converted") st.title = b.reason;
+    const where = row.insertCell(); where.className = "muted"; where.textContent = b.state === "unreadable" ? b.reason : b.destination;
+  }
+  return Object.entries(count).map(([k, n]) => n + " " + k).join(", ") || "no book in this folder";
+}
+
+async function libraryRun(queue) {
+  const status = $("#library-status");
+  status.textContent = "scanning...";
+  try {
+    const body = librarySettings();
+    if (queue) body.watch = $("#library-watch").checked;
+    const data = await (await postJSON(queue ? "/api/library" : "/api/library/scan", body)).json();
+    status.textContent = showLibrary(data) + (queue && data.watch ? " · watching it" : "");
+    if (queue) { data.queued.forEach(renderJob); showWatches(); }
+  } catch (e) {
+    status.textContent = "library: " + e.message;
+  }
+}
+
+async function showWatches() {
+  const data = await (await api("/api/library/watches")).json();
+  const list = $("#library-watches");
+  list.replaceChildren();
+  for (const w of data.watches) {
+    const li = document.createElement("li");
+    li.textContent = "watching " + (w.path || "the input folder") + " every " + data.interval + " s" + (w.last_error ? " · " + w.last_error : "") + " ";
+    const stop = document.createElement("button");
+    stop.type = "button"; stop.textContent = "Stop watching";
+    stop.addEventListener("click", () => api("/api/library/watches/" + w.id, { method: "DELETE" }).then(showWatches).catch((e) => alert(e.message)));
+    li.append(stop);
+    list.append(li);
+  }
+}
+
+async function startLibrary() {
+  const data = await (await api("/api/library/folders")).json();
+  for (const f of data.folders) {
+    $("#library-folder").add(new Option((f.path || "(the input folder)") + (f.calibre ? " \u00b7 Calibre library" : ""), f.path));
+  }
+  for (const name of state.engines) $("#library-engine").add(new Option(name, name));
+  $("#library-scan").addEventListener("click", () => libraryRun(false));
+  $("#library-queue").addEventListener("click", () => libraryRun(true));
+  $("#library").hidden = false;
+  await showWatches();
 }
 
 function renderJob(job) {
@@ -292,6 +380,7 @@ async function start() {
     for (const p of input.books) $("#input-select").add(new Option(p, p));
     $("#input-folder").hidden = !input.books.length;
     $("#input-add").addEventListener("click", addFromInput);
+    await startLibrary().catch((e) => { $("#library-status").textContent = "library: " + e.message; });
   }
   const books = await (await api("/api/books")).json();
   books.books.forEach(renderBook);
