@@ -172,6 +172,17 @@ def test_adts_frames_are_counted_and_skipped(tmp_path: Path) -> None:
         adts.copy_frames(io.BytesIO(data[:-3]), out.write)
     with pytest.raises(adts.AdtsError):
         adts.copy_frames(io.BytesIO(b"\x00" * 64), out.write)
+    # a damaged header inside the stream (the third frame's sync word, or a length too short for
+    # its header) is found too, not only the first
+    third = adts.frame_length(data) + adts.frame_length(data, adts.frame_length(data))
+    for pos, byte in ((third, 0x00), (third + 4, 0x00)):
+        bad = bytearray(data)
+        bad[pos] = byte
+        if pos == third + 4:
+            bad[third + 3] &= 0xFC
+            bad[third + 5] &= 0x1F
+        with pytest.raises(adts.AdtsError):
+            adts.copy_frames(io.BytesIO(bytes(bad)), io.BytesIO().write)
     cmd = encode_command("ffmpeg", EncodeSpec("m4b", RATE, input="adts", input_delay=1024), tmp_path / "o")
     assert cmd[cmd.index("-itsoffset") + 1] == "-46440us" and cmd[cmd.index("-c:a") + 1] == "copy"
     with pytest.raises(ConfigError):

@@ -48,7 +48,9 @@ def copy_frames(src: BinaryIO, write: Callable[[bytes], None], skip: int = 0) ->
     """Copy the ADTS frames of ``src`` to ``write``, leaving out the first ``skip`` frames.
 
     Returns the number of frames read (skipped ones included). Memory stays bounded: ``src`` is
-    read in blocks, and what is written is handed over in blocks of about 1 MiB.
+    read in blocks, and what is written is handed over in blocks of about 1 MiB. Every frame's header
+    is checked as ``frame_length`` does (the walk is inlined: the coordinator walks every frame of a
+    book, ~43 frames a second of audio at 44.1 kHz).
     """
     count = 0
     buf = b""
@@ -59,9 +61,14 @@ def copy_frames(src: BinaryIO, write: Callable[[bytes], None], skip: int = 0) ->
         buf = buf + block if buf else block
         pos = 0
         out_from = 0
-        while len(buf) - pos >= _HEADER:
-            length = frame_length(buf, pos)
-            if len(buf) - pos < length:
+        end = len(buf) - _HEADER
+        while pos <= end:
+            if buf[pos] != 0xFF or (buf[pos + 1] & 0xF6) != 0xF0 or buf[pos + 6] & 0x03:
+                frame_length(buf, pos)  # raises the precise AdtsError
+            length = ((buf[pos + 3] & 0x03) << 11) | (buf[pos + 4] << 3) | (buf[pos + 5] >> 5)
+            if length < 9 and (length < _HEADER or not buf[pos + 1] & 0x01):
+                frame_length(buf, pos)
+            if pos + length > len(buf):
                 break
             if count < skip:
                 out_from = pos + length
