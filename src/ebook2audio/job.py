@@ -227,10 +227,12 @@ class Job:
             out.append(load_plan(self.storage, self.session, name[:-5]))
         return out
 
-    def cleanup(self) -> int:
+    def cleanup(self, discard: bool = False) -> int:
         """Unregister this job and delete the chunks only it needed; the number of chunks deleted.
 
-        With no other job registered, the whole session folder goes (cover, markers, old layouts).
+        With no other job registered, the whole session folder goes (cover, markers, old layouts);
+        with ``discard``, where the storage can (a local or NFS folder), it is only moved aside in one
+        rename, for the workers to delete (``purge_discarded``; see DistributedExecutor).
         """
         with self.locks.session_critical(self.session):
             self.locks.check()
@@ -241,6 +243,9 @@ class Job:
                 log.warning("session %s: an unreadable plan is registered (%s): keeping its audio", self.session, exc)
                 return 0
             if not others:
+                discard_prefix = getattr(self.storage, "discard_prefix", None)
+                if discard and discard_prefix is not None and discard_prefix(f"{self.session}/"):
+                    return len(self.plan.chunks)
                 delete_prefix = getattr(self.storage, "delete_prefix", None)
                 if delete_prefix is not None:
                     delete_prefix(f"{self.session}/")

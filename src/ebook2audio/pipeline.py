@@ -352,7 +352,9 @@ def convert(
         locks.check()
         output.remember(output.index_dir(env), request, record)
         if not settings.keep_work:
-            job.cleanup()
+            purge = outcome.purge_later
+            if job.cleanup(discard=purge is not None) and purge is not None:
+                purge()  # the workers delete what the cleanup moved aside
     result = outcome.result
     return ConvertResult(
         outputs=result.outputs,
@@ -387,6 +389,8 @@ class JobOutcome:
     verified: int = 0
     retaken: int = 0
     failed: tuple[str, ...] = ()
+    # the executor's way to have the session's discarded folder deleted elsewhere (the workers), if any
+    purge_later: Callable[[], None] | None = None
 
 
 def _run_job(
@@ -475,8 +479,10 @@ def _run_job(
             if streaming is not None:
                 streaming.batch_done(result.batch_id)
 
+        purge_later = None
         if pending:
             executor = executor_factory(store, info, settings)
+            purge_later = getattr(executor, "purge_discarded_later", None)
             try:
                 executor.run(plan, pending, on_batch)
             finally:
@@ -554,7 +560,8 @@ def _run_job(
     )
     retaken = sum(c.retaken and not c.failed for c in checks)
     return JobOutcome(
-        result, done, synthesized, synth_wall, tuple(substitutions), report, len(checks), retaken, failed
+        result, done, synthesized, synth_wall, tuple(substitutions), report, len(checks), retaken, failed,
+        purge_later,
     )
 
 

@@ -207,7 +207,8 @@ def test_model_cli_prints_the_measured_points_and_the_farm() -> None:
         pytest.skip("no committed measurements")
     out = _bench("model.py", "--no-write", "--farm-seconds", "20")
     assert "| 64 | " in out and "calibration" in out
-    assert out.count("| before (today's costs) |") == 6 and out.count("| after (issue 10 targets) |") == 6
+    assert out.count("| before (coordinator encodes; measured 2026-12-05) |") == 6
+    assert out.count("| now (workers encode; measured in the inputs above) |") == 6
     assert "Where one coordinator saturates" in out
 
 

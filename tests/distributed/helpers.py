@@ -129,9 +129,23 @@ def chunk_files(shared: Path) -> dict[Path, tuple[int, int]]:
     """Every chunk blob (FLAC, or an earlier version's WAV) under the shared storage: path -> (inode, mtime_ns)."""
     out = {}
     for p in (*shared.rglob("*.flac"), *shared.rglob("*.wav")):
+        if ".trash" in p.relative_to(shared).parts:
+            continue  # a finished session moved aside for the workers to delete: not in the storage
         st = p.stat()
         out[p] = (st.st_ino, st.st_mtime_ns)
     return out
+
+
+def wait_purged(shared: Path, timeout: float = 60) -> None:
+    """Wait until the workers have deleted the session folders coordinators moved to ``.trash``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    trash = shared / ".trash"
+    while trash.exists() and any(trash.iterdir()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the workers left {sorted(p.name for p in trash.iterdir())} in {trash}")
+        time.sleep(0.1)
 
 
 def write_book(path: Path, chapters: int = 4, paragraphs: int = 3) -> Path:

@@ -66,3 +66,23 @@ def test_a_write_survives_a_concurrent_delete_pruning_its_folder(
     monkeypatch.setattr(tempfile, "mkstemp", racing_mkstemp)
     assert s.put_bytes_if_absent("sess/attempts/b-1", b"1")
     assert s.get_bytes("sess/attempts/b-1") == b"1" and len(calls) == 2
+
+
+def test_discard_moves_a_session_aside_in_one_rename_and_purge_deletes_it(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path)
+    s.put_bytes("book1/chunks/ab/abc.flac", b"x" * 10)
+    s.put_bytes("book2/plans/j.json", b"{}")
+    inode = (tmp_path / "book1").stat().st_ino
+    assert s.discard_prefix("book1/")
+    assert not (tmp_path / "book1").exists() and not s.exists("book1/chunks/ab/abc.flac")
+    [moved] = (tmp_path / ".trash").iterdir()
+    assert moved.stat().st_ino == inode and moved.name.startswith("book1-")  # renamed, not copied
+    assert sorted(s.list("")) == ["book2/plans/j.json"]  # what was discarded is no longer listed
+    s.put_bytes("book1/chunks/ab/abc.flac", b"y")  # the session can start again at once
+    assert s.discard_prefix("book1") and len(list((tmp_path / ".trash").iterdir())) == 2
+    assert not s.discard_prefix("book1/") and not s.discard_prefix("missing/")  # nothing to move
+    with pytest.raises(InvalidKeyError):
+        s.discard_prefix("../x")
+    assert s.purge_discarded() == 2 and s.purge_discarded() == 0
+    assert not any((tmp_path / ".trash").iterdir())
+    assert s.get_bytes("book2/plans/j.json") == b"{}"  # the rest untouched

@@ -47,6 +47,7 @@ from .local import single_thread_env
 log = logging.getLogger(__name__)
 
 TASK_NAME = "ebook2audio.synthesize_batch"
+PURGE_TASK = "ebook2audio.purge_discarded"  # delete the session folders coordinators moved aside
 PLAN_CACHE_SIZE = 4  # sessions whose plan a worker process keeps
 RETRY_BACKOFF_MAX = 120  # seconds
 MAX_RETRIES = 8
@@ -464,6 +465,12 @@ def make_celery_app(ds: DistributedSettings) -> Any:
             return runtime.run(
                 session, batch_id, hostname=str(self.request.hostname or ""), strict=strict, job=job, stored=stored
             )
+
+    @app.task(name=PURGE_TASK, ignore_result=True)
+    def purge_discarded_task() -> int:
+        """Delete the finished sessions' folders that coordinators moved aside (LocalStorage.discard_prefix)."""
+        purge = getattr(runtime.storage, "purge_discarded", None)
+        return purge() if purge is not None else 0
 
     return app
 

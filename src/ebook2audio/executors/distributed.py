@@ -37,7 +37,7 @@ from ..model import Batch, BatchResult, ChunkResult, Plan
 from ..plan import dispatch_order
 from ..storage.base import Storage
 from .base import OnBatch
-from .celery_app import TASK_NAME, result_from_json
+from .celery_app import PURGE_TASK, TASK_NAME, result_from_json
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +351,16 @@ class DistributedExecutor:
         if self._client is None:
             self._client = redis_client(self.settings)
         return self._client
+
+    def purge_discarded_later(self) -> None:
+        """Have a worker delete the session folders this storage moved aside (Job.cleanup's discard):
+        one message; the unlinking of every chunk then costs the workers, not the coordinator."""
+        if not hasattr(self.storage, "discard_prefix"):
+            return
+        try:
+            self.app.send_task(PURGE_TASK, queue=self.settings.queue)
+        except Exception as exc:  # the book is written; the folder waits in .trash for the next purge
+            log.warning("could not ask the workers to delete the finished session's files: %s", exc)
 
     def close(self) -> None:
         if self._client is not None:

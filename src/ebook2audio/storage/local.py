@@ -17,6 +17,8 @@ from pathlib import Path
 from ..errors import StorageError, StoragePermissionError
 from .base import check_key, check_prefix
 
+TRASH = ".trash"  # discard_prefix's folder under the root (no session is named so: ids start with a letter or digit)
+
 
 def process_umask() -> int:
     """This process's umask, read without changing it (``/proc/self/status``, Linux >= 4.7).
@@ -155,7 +157,9 @@ class LocalStorage:
         start = self._path(head) if head else base
         if not start.is_dir():
             return
-        for dirpath, _dirs, files in os.walk(start):
+        for dirpath, dirs, files in os.walk(start):
+            if dirpath == str(base) and TRASH in dirs:
+                dirs.remove(TRASH)  # discarded folders are no longer in the storage
             for name in files:
                 if name.startswith(".") and name.endswith(".tmp"):
                     continue
@@ -187,6 +191,39 @@ class LocalStorage:
         path = self.root.joinpath(*check_prefix(prefix).rstrip("/").split("/"))
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
+
+    def discard_prefix(self, prefix: str) -> bool:
+        """Move the folder ``prefix`` names out of the way in one rename, into ``<root>/.trash/``, for
+        ``purge_discarded`` to delete later (a worker does, so that the coordinator does not spend its
+        CPU unlinking every chunk of a finished book: ~2,000 files for 2.5 hours of audio, a quarter of
+        its CPU, and one round trip each on NFS). False (nothing moved) where the folder is missing or
+        cannot be renamed; the caller then deletes it."""
+        import uuid
+
+        path = self.root.joinpath(*check_prefix(prefix).rstrip("/").split("/"))
+        if not path.is_dir() or path.is_symlink():
+            return False
+        trash = self.root / TRASH
+        try:
+            trash.mkdir(exist_ok=True)
+            os.rename(path, trash / f"{path.name}-{uuid.uuid4().hex}")
+        except OSError:
+            return False
+        return True
+
+    def purge_discarded(self) -> int:
+        """Delete what ``discard_prefix`` moved aside (by any process); the number of folders deleted.
+        Safe to run in several processes at once."""
+        import shutil
+
+        trash = self.root / TRASH
+        try:
+            entries = list(os.scandir(trash))
+        except OSError:
+            return 0
+        for entry in entries:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        return len(entries)
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
