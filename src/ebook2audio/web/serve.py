@@ -33,6 +33,7 @@ DISTRIBUTED_FLAGS = (
     ("s3_bucket", "--s3-bucket"),
     ("s3_region", "--s3-region"),
     ("worker_timeout", "--worker-timeout"),
+    ("max_in_flight", "--max-in-flight"),
 )
 
 
