@@ -58,7 +58,7 @@ def add_serve_command(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--jobs", type=int,
-        help="conversions at once (default 1; distributed: 2, so books interleave on the workers)",
+        help="conversions at once (default 1; distributed: 2, whose books share the workers batch by batch)",
     )  # fmt: skip
     try:
         from ..distributed_cli import add_convert_flags
