@@ -403,20 +403,24 @@ class DistributedExecutor:
             self._last_seen[name] = now
         return alive
 
-    def learn_slots(self, window: Window, names: Iterable[str]) -> None:
-        """Add the task slots of workers ``names`` to ``window`` (one ``inspect stats`` broadcast)."""
-        names = sorted(set(names) - set(window.slots))
-        if not names or window.configured > 0:
+    def learn_slots(self, window: Window, names: Iterable[str] | None) -> None:
+        """Add the task slots of workers ``names`` (None: every worker that answers within the ping
+        timeout) to an auto ``window``, from one ``inspect stats`` broadcast."""
+        if window.configured > 0:
+            return
+        wanted = None if names is None else sorted(set(names) - set(window.slots))
+        if wanted == []:
             return
         try:
-            stats = self.app.control.inspect(
-                destination=names, timeout=self.timing.ping_timeout, limit=len(names)
-            ).stats()
+            inspect = self.app.control.inspect(
+                destination=wanted, timeout=self.timing.ping_timeout, limit=len(wanted) if wanted else None
+            )
+            stats = inspect.stats()
         except Exception:  # no reply is no harm: each unknown worker counts one slot
             log.debug("could not read the workers' pool sizes", exc_info=True)
             stats = None
         found = pool_slots(stats)
-        window.slots.update({n: found.get(n, 1) for n in names})
+        window.slots.update(found if wanted is None else {n: found.get(n, 1) for n in wanted})
 
     def _refill(
         self, plan: Plan, tracks: OrderedDict[str, Track], waiting: deque[Track], window: Window
@@ -543,6 +547,11 @@ class DistributedExecutor:
             alive = self.wait_for_workers()
             self.learn_slots(window, alive)
             self._refill(plan, tracks, waiting, window)
+            if waiting and window.configured == 0:
+                # The ping above stops at --num-workers replies: others may be up. Their slots are
+                # read (a 1 s broadcast) while the first batches already run, and the window widened.
+                self.learn_slots(window, None)
+                self._refill(plan, tracks, waiting, window)
             log.info(
                 "dispatched %d of %d batches of session %s to queue %s (at most %d in flight)",
                 len(tracks), len(tracks) + len(waiting), session, self.settings.queue, window.size,
