@@ -110,6 +110,7 @@ def test_two_jobs_share_the_workers(cluster: Cluster) -> None:
     order = [s for _, s in received]
     a, b = order[0], next(s for s in order if s != order[0])  # a: the book whose batches came first
     pattern = "".join("A" if s == a else "B" for s in order)
+    print("batches received, in order:", pattern)  # shown with -s, and on a failure
     assert set(order) == {a, b}
     n_a = order.count(a)
     assert min(n_a, len(order) - n_a) >= 2 * WINDOW, pattern
@@ -146,5 +147,6 @@ def test_one_job_keeps_every_worker_busy(cluster: Cluster) -> None:
         # No worker waited while batches remained: the work is shared evenly.
         assert all(abs(n - mean) <= 1 for n in counts), (label, counts)
         spans[label] = events[-1][0] - events[0][0]  # first batch received -> last one done
+    print("first batch received -> last done (s):", spans)
     # The window costs no synthesis time (generous margin: the machine is shared).
     assert spans["window"] <= 1.25 * spans["no-window"] + 1.5, spans

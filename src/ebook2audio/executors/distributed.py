@@ -233,7 +233,7 @@ class Window:
     ``configured`` > 0 is the user's fixed window; 0 means auto: ``2 x slots + 2``, where slots are the
     task slots (pool processes) of the workers seen alive. Twice the slots keeps a batch queued behind
     every running one, so that no worker waits for the coordinator's next poll; the window keeps the
-    job from filling the shared queue, so another job's batches are reached within a batch or two.
+    job from filling the shared queue, so that another job's batches wait behind a window, not a book.
     """
 
     configured: int = 0
