@@ -76,6 +76,11 @@ def add_convert_flags(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="how long to wait for workers, at the start or when none is alive (default 300)",
     )
+    g.add_argument(
+        "--max-in-flight", type=int, metavar="N",
+        help="batches of this job queued or running at once, so that jobs on one cluster share the workers "
+        "(EBOOK2AUDIO_MAX_IN_FLIGHT; default 0 = auto: 2 x the live workers' task slots + 2)",
+    )  # fmt: skip
 
 
 def add_commands(subparsers: Any) -> None:

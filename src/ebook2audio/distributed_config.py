@@ -49,6 +49,7 @@ TUNING_ENV_VARS: tuple[str, ...] = (
     "EBOOK2AUDIO_TASK_TIME_LIMIT",
     "EBOOK2AUDIO_RESULT_EXPIRES",
     "EBOOK2AUDIO_QUEUE",
+    "EBOOK2AUDIO_MAX_IN_FLIGHT",
 )
 
 STORAGE_TYPES = ("local", "nfs", "s3")
@@ -87,6 +88,9 @@ class DistributedSettings:
     time_limit: float = 2400.0  # ... and its process killed after this (hard limit)
     result_expires: float = 86400.0
     queue: str = "ebook2audio"
+    # EBOOK2AUDIO_MAX_IN_FLIGHT / --max-in-flight: batches of one job queued or running at once
+    # (0 = auto: twice the task slots of the live workers, plus 2), so that jobs share the queue
+    max_in_flight: int = 0
     device: str = "cpu"  # the worker's device: cpu | auto | cuda | cuda:N
     hostname: str = ""  # the worker's node name ("" = ebook2audio-<pid>@<host>)
 
@@ -110,6 +114,8 @@ class DistributedSettings:
             raise ConfigError("--concurrency must be 1 or more")
         if self.max_tasks_per_child < 0:
             raise ConfigError("--max-tasks-per-child must be 0 (never) or more")
+        if self.max_in_flight < 0:
+            raise ConfigError("--max-in-flight must be 0 (auto) or more")
         if self.worker_timeout <= 0:
             raise ConfigError("--worker-timeout must be positive")
         if not 0 < self.soft_time_limit < self.time_limit:
@@ -172,6 +178,7 @@ _ENV_FIELDS = {
     "EBOOK2AUDIO_TASK_TIME_LIMIT": "time_limit",
     "EBOOK2AUDIO_RESULT_EXPIRES": "result_expires",
     "EBOOK2AUDIO_QUEUE": "queue",
+    "EBOOK2AUDIO_MAX_IN_FLIGHT": "max_in_flight",
     "EBOOK2AUDIO_DEVICE": "device",
 }
 

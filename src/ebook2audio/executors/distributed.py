@@ -6,7 +6,11 @@
 1. waits for ``num_workers`` workers (``inspect ping``), saying how many are connected;
 2. writes ``checkpoint:<session>`` in Redis (total, done, started, status, updated), repaired from
    storage when it is corrupt or disagrees (storage is the truth);
-3. dispatches every pending batch, longest first; the queue, with prefetch 1, balances the work;
+3. dispatches the pending batches, longest first, keeping at most a window of them queued or running
+   (``--max-in-flight``; auto: twice the live workers' task slots, plus 2) and sending the next one
+   as soon as one finishes. The queue, with prefetch 1, balances the work; and since every job on
+   the cluster holds only its window in the first-in-first-out queue, two jobs started one after
+   the other share the workers batch by batch instead of the second waiting for the whole first;
 4. polls the result backend for its own tasks in pages (no chord, no waiting on thousands of
    AsyncResults), verifies each success against storage and calls ``on_batch``;
 5. watches liveness: a worker that stops answering pings while it holds a batch (its STARTED state
@@ -22,7 +26,7 @@ import json
 import logging
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -222,6 +226,36 @@ def lost_in_transit(
     return out
 
 
+@dataclass
+class Window:
+    """How many batches of one job may be queued or running at once.
+
+    ``configured`` > 0 is the user's fixed window; 0 means auto: ``2 x slots + 2``, where slots are the
+    task slots (pool processes) of the workers seen alive. Twice the slots keeps a batch queued behind
+    every running one, so that no worker waits for the coordinator's next poll; the window keeps the
+    job from filling the shared queue, so that another job's batches wait behind a window, not a book.
+    """
+
+    configured: int = 0
+    slots: dict[str, int] = field(default_factory=dict)  # worker -> its task slots
+
+    @property
+    def size(self) -> int:
+        if self.configured > 0:
+            return self.configured
+        return 2 * max(1, sum(self.slots.values())) + 2
+
+
+def pool_slots(stats: Mapping[str, Any] | None) -> dict[str, int]:
+    """Worker -> task slots, from ``inspect().stats()`` replies (a worker without a readable pool: 1)."""
+    out = {}
+    for name, info in (stats or {}).items():
+        pool = info.get("pool") if isinstance(info, Mapping) else None
+        slots = pool.get("max-concurrency") if isinstance(pool, Mapping) else None
+        out[str(name)] = slots if isinstance(slots, int) and slots > 0 else 1
+    return out
+
+
 # -- Redis access ---------------------------------------------------------------------------------
 
 
@@ -379,6 +413,38 @@ class DistributedExecutor:
             self._last_seen[name] = now
         return alive
 
+    def learn_slots(self, window: Window, names: Iterable[str] | None) -> None:
+        """Add the task slots of workers ``names`` (None: every worker that answers within the ping
+        timeout) to an auto ``window``, from one ``inspect stats`` broadcast."""
+        if window.configured > 0:
+            return
+        wanted = None if names is None else sorted(set(names) - set(window.slots))
+        if wanted == []:
+            return
+        try:
+            inspect = self.app.control.inspect(
+                destination=wanted, timeout=self.timing.ping_timeout, limit=len(wanted) if wanted else None
+            )
+            stats = inspect.stats()
+        except Exception:  # no reply is no harm: each unknown worker counts one slot
+            log.debug("could not read the workers' pool sizes", exc_info=True)
+            stats = None
+        found = pool_slots(stats)
+        window.slots.update(found if wanted is None else {n: found.get(n, 1) for n in wanted})
+
+    def _refill(
+        self, plan: Plan, tracks: OrderedDict[str, Track], waiting: deque[Track], window: Window
+    ) -> None:
+        """Dispatch waiting batches, in order, until ``window.size`` are queued or running."""
+        if not waiting or len(tracks) >= window.size:
+            return
+        with self.app.producer_or_acquire() as producer:
+            while waiting and len(tracks) < window.size:
+                t = waiting[0]
+                self._dispatch(plan, t, producer)  # taken off ``waiting`` only once it is sent
+                waiting.popleft()
+                tracks[t.batch.id] = t
+
     def queue_length(self) -> int:
         q = self.settings.queue
         names = [q] + [f"{q}\x06\x16{p}" for p in (3, 6, 9)]
@@ -483,18 +549,25 @@ class DistributedExecutor:
         self.write_checkpoint(replace(cp, status="waiting"), replace_key=raw is not None)
         done_count = len(initial_done)
         status = "failed"
-        tracks: OrderedDict[str, Track] = OrderedDict()
+        tracks: OrderedDict[str, Track] = OrderedDict()  # dispatched: queued or running
+        # Every batch given is dispatched: one whose chunks are all stored may still lack its piece.
+        waiting = deque(Track(batch=b) for b in dispatch_order(batches))  # not sent yet, in order
+        window = Window(self.settings.max_in_flight)
         try:
-            self.wait_for_workers()
-            # Every batch given is dispatched: one whose chunks are all stored may still lack its piece.
-            tracks.update((b.id, Track(batch=b)) for b in dispatch_order(batches))
-            with self.app.producer_or_acquire() as producer:
-                for t in tracks.values():
-                    self._dispatch(plan, t, producer)
+            alive = self.wait_for_workers()
+            self.learn_slots(window, alive)
+            self._refill(plan, tracks, waiting, window)
+            if waiting and window.configured == 0:
+                # The ping above stops at --num-workers replies: others may be up. Their slots are
+                # read (a 1 s broadcast) while the first batches already run, and the window widened.
+                self.learn_slots(window, None)
+                self._refill(plan, tracks, waiting, window)
             log.info(
-                "dispatched %d batches of session %s to queue %s", len(tracks), session, self.settings.queue,
+                "dispatched %d of %d batches of session %s to queue %s (at most %d in flight)",
+                len(tracks), len(tracks) + len(waiting), session, self.settings.queue, window.size,
                 extra={"event": "batches.dispatched", "session": session,
-                       "data": {"batches": len(tracks), "queue": self.settings.queue}},
+                       "data": {"batches": len(tracks), "total": len(tracks) + len(waiting),
+                                "window": window.size, "queue": self.settings.queue}},
             )  # fmt: skip
             cp = replace(cp, status="running", done=done_count, updated=utc_now())
             self.write_checkpoint(cp)
@@ -502,11 +575,21 @@ class DistributedExecutor:
             def finished(track: Track, result: BatchResult) -> None:
                 nonlocal done_count
                 tracks.pop(track.batch.id, None)
+                try:  # the next batch goes out at once, before this one's piece is handled
+                    self._refill(plan, tracks, waiting, window)
+                except (*connection_errors(), TransientError):
+                    log.debug("refill deferred to the next poll", exc_info=True)
                 fresh = [c for c in track.batch.chunk_ids if c not in initial_done]
                 done_count += len(fresh)
                 on_batch(self._rebuild(plan, track.batch, result, initial_done))
 
-            self._loop(plan, tracks, finished, lambda: replace(cp, done=done_count))
+            def refill(joined: Iterable[str] = (), gone: Iterable[str] = ()) -> None:
+                for name in gone:
+                    window.slots.pop(name, None)
+                self.learn_slots(window, joined)
+                self._refill(plan, tracks, waiting, window)
+
+            self._loop(plan, tracks, finished, lambda: replace(cp, done=done_count), refill, waiting)
             status = "done"
         except NoWorkerError:
             status = "stalled"
@@ -579,7 +662,14 @@ class DistributedExecutor:
         tracks: OrderedDict[str, Track],
         finished: Callable[[Track, BatchResult], None],
         checkpoint: Callable[[], Checkpoint],
+        refill: Callable[..., None] = lambda joined=(), gone=(): None,
+        waiting: Sequence[Track] = (),
     ) -> None:
+        """Poll, recover and refill until no batch is in flight (``tracks``) or waiting to be sent.
+
+        ``refill(joined, gone)`` sends waiting batches up to the window, told which workers joined or
+        were given up since the last call (the auto window follows the cluster's task slots).
+        """
         tm = self.timing
         errors = connection_errors()
         next_live = self.clock() + tm.liveness
@@ -589,8 +679,10 @@ class DistributedExecutor:
         no_worker_since: float | None = None
         outage_since: float | None = None
         known: set[str] = set(self._last_seen)
+        joined: set[str] = set()  # workers that joined or were given up since the last refill
+        gone: set[str] = set()
         pings = 0
-        while tracks:
+        while tracks or waiting:
             now = self.clock()
             self.check_lock()
             try:
@@ -606,10 +698,12 @@ class DistributedExecutor:
                     alive = self.ping_workers(expect=None if full else len(known))
                     for name in sorted(alive - known):
                         self.notify(f"worker {name} joined")
+                        joined.add(name)
                     for name in sorted(known - alive):
                         if now - self._last_seen.get(name, now) >= tm.dead_after:
                             self.notify(f"worker {name} stopped answering: its batches go to the others")
                             known.discard(name)
+                            gone.add(name)
                     known |= alive
                     if not alive:
                         if no_worker_since is None:
@@ -631,6 +725,8 @@ class DistributedExecutor:
                 if now >= next_sweep:
                     next_sweep = now + tm.sweep
                     self._sweep(plan, tracks, finished, now)
+                refill(joined, gone)
+                joined, gone = set(), set()
                 if now >= next_cp:
                     next_cp = now + tm.checkpoint
                     running = sum(1 for t in tracks.values() if t.state == "STARTED")
@@ -653,7 +749,7 @@ class DistributedExecutor:
                     ) from None
                 self.sleep(1.0)
                 continue
-            if tracks:
+            if tracks or waiting:
                 self.sleep(tm.poll)
 
     def _poll(

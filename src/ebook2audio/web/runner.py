@@ -7,8 +7,9 @@ failed job: the server never runs a book's code in its own process.
 
 Cancel and pause send SIGTERM: the CLI stops cleanly and keeps every finished sentence in the work
 folder, so resume and retry redo nothing. In distributed mode the children are ``convert
---distributed`` coordinators; ``slots`` of them run at once, so their batches interleave in the
-Celery queue and the workers stay busy while one book is being assembled or read.
+--distributed`` coordinators; ``slots`` of them run at once, and since each keeps only a window
+of its batches in the Celery queue (``--max-in-flight``), their books share the workers batch by
+batch, and the workers stay busy while one book is being assembled or read.
 """
 
 from __future__ import annotations

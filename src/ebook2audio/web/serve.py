@@ -33,6 +33,7 @@ DISTRIBUTED_FLAGS = (
     ("s3_bucket", "--s3-bucket"),
     ("s3_region", "--s3-region"),
     ("worker_timeout", "--worker-timeout"),
+    ("max_in_flight", "--max-in-flight"),
 )
 
 
@@ -57,7 +58,7 @@ def add_serve_command(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--jobs", type=int,
-        help="conversions at once (default 1; distributed: 2, so books interleave on the workers)",
+        help="conversions at once (default 1; distributed: 2, whose books share the workers batch by batch)",
     )  # fmt: skip
     p.add_argument(
         "--library-interval", type=float, default=300.0, metavar="SECONDS",
