@@ -161,7 +161,8 @@ def phonemize(text: str, espeak_voice: str, ipa: Callable[[str, str], list[str]]
     parts: list[str] = []
     for i, piece in enumerate(_PUNCT_RE.split(text)):
         if i % 2:  # a run of punctuation
-            marks = "".join(ch for ch in piece.translate(_PUNCT_MAP) if ch in VOCAB)[:3]
+            marks = "".join(ch for ch in piece.translate(_PUNCT_MAP).replace("...", "…") if ch in VOCAB)
+            marks = re.sub(r"(.)\1+", r"\1", marks)[:3]  # "!!!" -> "!"
             parts.append(marks)
         elif any(ch.isalnum() for ch in piece):
             clauses = ipa(espeak_voice, piece.strip())
