@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebook2audio.engines import kokoro, kokoro_phonemes, load_engine, resolve_voice
+from ebook2audio.engines import kokoro, load_engine, resolve_voice
 from ebook2audio.engines.kokoro import KOKORO, KokoroEngine
 from ebook2audio.engines.kokoro_phonemes import (
     MAX_TOKENS,
