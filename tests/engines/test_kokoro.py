@@ -281,7 +281,7 @@ def test_synthesis_is_deterministic_and_blends_differ(engine: KokoroEngine, env:
 
 def test_input_over_the_token_limit_is_spoken_in_pieces(engine: KokoroEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The cutting only (the model is replaced by one sample per token; the e2e test hears every word)."""
-    text = ", ".join([SENTENCE.rstrip(".")] * 10) + "."
+    text = ", ".join([SENTENCE.rstrip(".")] * 14) + "."
     assert len(tokenize(engine.phonemes(text))) > MAX_TOKENS
     lengths: list[int] = []
 
