@@ -92,6 +92,8 @@ def test_espeak_ipa_mapped_to_kokoro_symbols() -> None:
     # French: nasal vowels keep their combining tilde (a token), liaison hyphens go
     assert ipa_to_kokoro("lə- mˈɔ̃d", "fr") == "lə mˈɔ̃d"
     assert all(ch in VOCAB or ch == " " for ch in ipa_to_kokoro("ɬ x ç ʔ 😀 r", "en-US"))
+    # espeak-ng's language switches (an English word in French) are not read as parentheses and letters
+    assert ipa_to_kokoro("lə- (^e^n)fˈʊtbɔːl(^f^r) e", "fr") == "lə fˈʊtbɔːl e"
 
 
 def test_punctuation_kept_where_kokoro_pauses() -> None:

@@ -101,6 +101,7 @@ _PUNCT_MAP = str.maketrans({"–": "—", "«": "“", "»": "”"})
 _CLOSING = set(".,;:!?…”)")
 _OPENING = set("“(")
 _SYLLABIC_RE = re.compile(r"(\S)\u0329")
+_FLAG_RE = re.compile(r"\([^()\s]*\)")
 _STRONG = {**dict.fromkeys(".!?…", 3), **dict.fromkeys(";:", 2), **dict.fromkeys(",—", 1)}
 
 # The languages Kokoro speaks through espeak-ng here: BCP 47 -> espeak-ng voice
@@ -122,7 +123,12 @@ def _replace_all(text: str, table: dict[str, str]) -> str:
 
 
 def ipa_to_kokoro(ipa: str, espeak_voice: str) -> str:
-    """espeak-ng IPA (ties written ``^``) as Kokoro's symbols for ``espeak_voice``; unknown symbols dropped."""
+    """espeak-ng IPA (ties written ``^``) as Kokoro's symbols for ``espeak_voice``; unknown symbols dropped.
+
+    espeak-ng's language-switch flags (``(^e^n)football(^f^r)``: an English word in French) are removed;
+    text parentheses never reach espeak-ng (:func:`phonemize` keeps them aside).
+    """
+    ipa = _FLAG_RE.sub("", ipa)
     if espeak_voice in ("en", "en-US"):
         region = _BRITISH if espeak_voice == "en" else _AMERICAN
         ps = _replace_all(ipa, {**_TIED, **_ENGLISH, **region})  # longest first: "e^ə" before "e"
