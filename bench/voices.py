@@ -187,6 +187,7 @@ def transcribe_all(folder: Path, count: int, language: str, models: dict[str, ob
             str(folder / f"{i:03d}.wav"),
             language=language,
             beam_size=1,
+            condition_on_previous_text=False,  # no repeated hallucinations carried from one window on
             no_speech_threshold=None,  # every file is speech: never drop a hard-to-hear segment
             log_prob_threshold=None,
         )
