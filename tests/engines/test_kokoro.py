@@ -268,17 +268,13 @@ def test_model_with_a_wrong_sha256_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the engine (real model)
 
 
-def test_synthesis_is_deterministic_and_blends_differ(engine: KokoroEngine, env: dict[str, str]) -> None:
+def test_synthesis_is_deterministic(engine: KokoroEngine) -> None:
+    """No random node in the graph: the same text gives the same bytes, whatever the seed (a blend is
+    heard end to end in tests/e2e/test_kokoro.py)."""
     one = engine.synthesize(SENTENCE, seed=1)
     assert 1.5 < len(one) / 2 / 24000 < 6.0
-    assert engine.synthesize(SENTENCE, seed=2) == one  # no random node: the same text, the same bytes
+    assert engine.synthesize(SENTENCE, seed=2) == one
     assert engine.synthesize("...") == b""
-    info = KOKORO.resolve(VoiceSpec(engine="kokoro", voice="jf_alpha:0.5,jm_kumo:0.5", language="en"), env)
-    blended = load_engine(info, env=env)
-    try:
-        assert blended.synthesize(SENTENCE) != one
-    finally:
-        blended.close()
 
 
 def test_input_over_the_token_limit_is_spoken_in_pieces(engine: KokoroEngine, monkeypatch: pytest.MonkeyPatch) -> None:
