@@ -193,7 +193,7 @@ def test_official_voice_offline_is_one_clear_error(env: dict[str, str]) -> None:
 def test_default_voice_offline_falls_back_to_shipped(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         info = resolve_voice(VoiceSpec(engine="kokoro", language="fr"), env)
-    assert (info.voice, info.language) == ("jf_alpha", "fr-FR")
+    assert (info.voice, info.language) == ("jm_kumo", "fr-FR")
     assert "instead of ff_siwis" in caplog.text
 
 

