@@ -8,6 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
 OFFLINE_VOICES_URL = "http://127.0.0.1:9/piper-voices"  # the discard port: nothing listens
+OFFLINE_KOKORO_URL = "http://127.0.0.1:9/kokoro"
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,4 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(var)
     # Voices are never fetched from the public repository in tests: a closed local port is "offline".
     monkeypatch.setenv("EBOOK2AUDIO_VOICES_URL", OFFLINE_VOICES_URL)
+    monkeypatch.setenv("EBOOK2AUDIO_KOKORO_URL", OFFLINE_KOKORO_URL)

@@ -154,3 +154,33 @@ def test_halve_splits_by_characters_at_a_sentence_boundary() -> None:
     assert split_tail([Batch("x", 0, ("a", "b", "c", "d"), 55)], sizes.__getitem__, parallel=1) == [
         Batch("x", 0, ("a", "b", "c", "d"), 55)
     ]
+
+
+def test_short_sentences_grouped_within_a_paragraph_for_engines_that_ask() -> None:
+    """min_chars > 0: a sentence shorter than it is spoken with a neighbour of its paragraph (never across
+    paragraphs, titles or chapters, never over max_chars); the plan is the same every time (resume)."""
+    from dataclasses import replace
+
+    from ebook2audio.plan import group_short
+    from ebook2audio.text.segment import Segment
+
+    book = Book(
+        metadata=Metadata(title="T", language="en"),
+        chapters=(
+            Chapter("One", ("Yes. No. It was a dark and stormy night, they said.", "Go.")),
+            Chapter("Two", ("Fine. " + "word " * 15 + "end.",)),
+        ),
+    )
+    info = replace(FAKE_INFO, min_chars=12)
+    plan = make_plan(book, info, VoiceSpec(engine="fake"), "s1")
+    texts = [[c.text for c in plan.chunks if c.chapter == ch.index] for ch in plan.chapters]
+    assert texts[0] == ["One", "Yes. No. It was a dark and stormy night, they said.", "Go."]
+    assert texts[1][0] == "Two" and texts[1][1].startswith("Fine.") and len(texts[1]) == 3  # 80-char limit
+    assert all(len(t) <= info.max_chars for ts in texts for t in ts)
+    for pc, ch in zip(plan.chapters, book.chapters, strict=True):
+        spoken = " ".join(c.text for c in plan.chunks if c.chapter == pc.index)
+        assert words(spoken) == words(ch.title + " " + " ".join(ch.paragraphs))
+    assert make_plan(book, info, VoiceSpec(engine="fake"), "s1") == plan
+    assert len(make_plan(book, FAKE_INFO, VoiceSpec(engine="fake"), "s1").chunks) > len(plan.chunks)
+    segs = [Segment("A.", "a."), Segment("B.", "b."), Segment("Long enough here.", "long enough here.")]
+    assert group_short(segs, 5, 12) == [Segment("A. B.", "a. b."), segs[2]]

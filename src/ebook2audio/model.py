@@ -77,6 +77,7 @@ class EngineInfo:
     max_chars: int  # longest text one synthesize() call accepts
     description: str = ""
     path: str = ""  # model file, when the engine has one (piper)
+    min_chars: int = 0  # sentences shorter than this are spoken with a neighbour of their paragraph
 
 
 @dataclass(frozen=True)

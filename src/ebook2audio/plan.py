@@ -16,7 +16,7 @@ from .audio.pieces import STREAM_CUT_PAUSE
 from .engines.base import EngineInfo
 from .model import Batch, Book, Chunk, Mastering, Plan, PlannedChapter, Verification, VoiceSpec
 from .text.lexicon import Lexicon
-from .text.segment import segment_paragraph
+from .text.segment import Segment, segment_paragraph
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ def make_plan(
     def add_text(chapter: int, text: str, last_pause: int, out: list[Chunk]) -> None:
         """Each sentence of ``text`` as chunks; the last one gets ``last_pause``, the others a sentence pause."""
         segs = segment_paragraph(text, language, info.max_chars, rewrite if lexicon else None)
+        if info.min_chars > 0:
+            segs = group_short(segs, info.min_chars, info.max_chars)
         for j, seg in enumerate(segs):
             add(
                 chapter,
@@ -143,6 +145,22 @@ def make_plan(
         engine=info,
         respelled=respelled,
     )
+
+
+def group_short(segments: list[Segment], min_chars: int, max_chars: int) -> list[Segment]:
+    """Consecutive segments of one paragraph joined where one of two neighbours is shorter than
+    ``min_chars`` (for engines that garble very short inputs), never beyond ``max_chars``. Pure: the
+    same paragraph always groups the same way, so chunk ids (and resumes) stay exact."""
+    out: list[Segment] = []
+    for seg in segments:
+        if out:
+            last = out[-1]
+            short = len(last.spoken) < min_chars or len(seg.spoken) < min_chars
+            if short and len(last.spoken) + 1 + len(seg.spoken) <= max_chars:
+                out[-1] = Segment(f"{last.display} {seg.display}".strip(), f"{last.spoken} {seg.spoken}")
+                continue
+        out.append(seg)
+    return out
 
 
 def _batches(

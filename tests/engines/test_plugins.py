@@ -53,7 +53,7 @@ def test_plugin_resolved_loaded_and_listed(plugins: Path, voices_env: dict[str, 
 def test_broken_plugin_named_is_one_error(plugins: Path, voices_env: dict[str, str]) -> None:
     with pytest.raises(VoiceError, match=r"^engine 'broken' .*cannot be loaded: ModuleNotFoundError"):
         resolve_voice(VoiceSpec(engine="broken"), env=voices_env)
-    with pytest.raises(VoiceError, match=r"unknown engine 'nope': choose one of piper, espeak, sim, broken, tiny"):
+    with pytest.raises(VoiceError, match=r"unknown engine 'nope': choose one of piper, espeak, sim, broken, (kokoro, )?tiny"):
         resolve_voice(VoiceSpec(engine="nope"), env=voices_env)
 
 

@@ -48,6 +48,8 @@ _CHARS_UTF8 = 1
 _ESPEAK_RATE = 1  # espeak_PARAMETER espeakRATE
 _EE_OK = 0
 _DEFAULT_PRIORITY = 5
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes phonememode: IPA as UTF-8
+_PHONEMES_TIE = 0x80  # ... with bits 8-23 as a tie inside multi-letter phonemes
 
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -187,6 +189,8 @@ class _EspeakLibrary:
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data_path()).encode(), _INITIALIZE_DONT_EXIT
         )
@@ -218,6 +222,17 @@ class _EspeakLibrary:
         if rate_wpm != self.rate_wpm:
             self.lib.espeak_SetParameter(_ESPEAK_RATE, rate_wpm, 0)
             self.rate_wpm = rate_wpm
+
+    def phonemes(self, text: str, mode: int) -> list[str]:
+        """``text``'s phonemes with the current voice, one string per clause (caller holds the lock)."""
+        buffer = ctypes.create_string_buffer(text.encode("utf-8"))  # NUL-terminated, alive until the end
+        cursor = ctypes.c_void_p(ctypes.addressof(buffer))
+        clauses: list[str] = []
+        while cursor.value:  # espeak-ng advances the cursor one clause a call, NULL at the end
+            out = self.lib.espeak_TextToPhonemes(ctypes.byref(cursor), _CHARS_UTF8, mode)
+            if out:
+                clauses.append(out.decode("utf-8", errors="replace"))
+        return clauses
 
     def speak(self, text: str) -> bytes:
         """PCM for ``text`` with the current voice (caller holds the lock)."""
@@ -256,6 +271,17 @@ def _library() -> _EspeakLibrary:
 def rate_for_speed(speed: float) -> int:
     """espeak words per minute for a speed factor (1.0 = 175 wpm), within espeak's 80-450."""
     return max(MIN_RATE_WPM, min(MAX_RATE_WPM, round(DEFAULT_RATE_WPM * speed)))
+
+
+def ipa_phonemes(voice: str, text: str, *, tie: str = "") -> list[str]:
+    """espeak-ng's IPA for ``text`` read by ``voice`` (``"en-us"``, ``"fr"``), one string per clause
+    (punctuation dropped, words separated by spaces, stress marks kept). ``tie``: one character joined
+    inside multi-letter phonemes (``"^"``: ``t^ʃ``). Shares the process's one library and its lock."""
+    mode = _PHONEMES_IPA | ((_PHONEMES_TIE | (ord(tie) << 8)) if tie else 0)
+    library = _library()
+    with library.lock:
+        library.select(voice, library.rate_wpm or DEFAULT_RATE_WPM)
+        return library.phonemes(text, mode)
 
 
 class EspeakEngine:

@@ -238,7 +238,7 @@ def _cpu_session(model_path: Path, model: bytes | None = None) -> Any:
             providers=[CPU_PROVIDER],
         )
     except Exception as exc:
-        raise VoiceError(f"cannot load Piper voice {model_path.name}: {_first_line(exc)}") from exc
+        raise VoiceError(f"cannot load the voice model {model_path}: {_first_line(exc)}") from exc
 
 
 def create_session(
