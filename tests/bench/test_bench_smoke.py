@@ -137,8 +137,9 @@ def test_model_saturates_on_the_coordinator_encoders() -> None:
 
 def test_the_committed_model_reproduces_the_measured_points() -> None:
     """bench/model.py on the committed measurements: the points up to 32 workers within about 5 %
-    (BENCHMARKS.md gives the errors: 5.0 % at most), 64 workers within 15 % (measured -12 %: the
-    model does not capture the start-up latency of one ffmpeg per one-sentence piece under load)."""
+    (BENCHMARKS.md gives the errors: 2.1 % at most on the 2026-12-05 16:18 run), 64 workers within
+    10 % (measured -8.7 %: the model gives every worker its own CPU, while on the benchmark's 2 cores
+    64 workers' per-task work (encoding their pieces) queues in synchronised rounds)."""
     import json
     from dataclasses import replace
 
@@ -154,7 +155,7 @@ def test_the_committed_model_reproduces_the_measured_points() -> None:
     for pt in w["points"]:
         k_pt = replace(k, enc_cores=model.free_cores(pt))
         out = model.simulate(model.point_batches(pt, w["batch_chars"]), pt["workers"], k_pt)
-        bound = 0.055 if pt["workers"] <= 32 else 0.15
+        bound = 0.055 if pt["workers"] <= 32 else 0.10
         assert abs(out.wall / pt["wall"] - 1) <= bound, (pt["workers"], out.wall, pt["wall"])
 
 
