@@ -31,12 +31,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .engines.base import Engine
 from .errors import PoisonSentenceError
 from .model import Chunk, EngineInfo, Plan
 from .storage.base import Storage
+
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -236,19 +238,25 @@ def save_substitution(storage: Storage, session: str, sub: Substitution) -> None
     )
 
 
-def load_substitutions(storage: Storage, plan: Plan) -> list[Substitution]:
-    """The replacements recorded for ``plan``'s chunks, in reading order (one listing of storage)."""
+def load_records(storage: Storage, plan: Plan, prefix: str, parse: Callable[[Any], R], what: str) -> list[R]:
+    """The JSON records (``<prefix><chunk id>.json``) of ``plan``'s chunks, parsed, in reading order
+    (one listing of storage); an unreadable one is a warning naming it (``what``: the kind of record)."""
     wanted = {c.id for c in plan.chunks}
     out = []
-    for key in storage.list(substitutes_prefix(plan.session)):
+    for key in storage.list(prefix):
         cid = key.rsplit("/", 1)[-1].removesuffix(".json")
         if cid not in wanted:
             continue
         try:
-            out.append(Substitution.from_json(json.loads(storage.get_bytes(key))))
+            out.append(parse(json.loads(storage.get_bytes(key))))
         except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
-            log.warning("unreadable substitution record %s: %s", key, exc)
-    return sorted(out, key=lambda s: (s.chapter, s.index))
+            log.warning("unreadable %s record %s: %s", what, key, exc)
+    return sorted(out, key=lambda r: (r.chapter, r.index))  # type: ignore[attr-defined]
+
+
+def load_substitutions(storage: Storage, plan: Plan) -> list[Substitution]:
+    """The replacements recorded for ``plan``'s chunks, in reading order (one listing of storage)."""
+    return load_records(storage, plan, substitutes_prefix(plan.session), Substitution.from_json, "substitution")
 
 
 def report_data(plan: Plan, subs: list[Substitution], output: str) -> dict[str, Any]:

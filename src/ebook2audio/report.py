@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .model import ChapterMark, Plan
-from .poison import Substitution, report_data, report_path
+from .poison import Substitution, load_records, report_data, report_path
 from .storage.base import Storage
 from .verify import ChunkCheck, checks_prefix
 
@@ -35,17 +35,7 @@ def html_path(output: Path) -> Path:
 
 def load_checks(storage: Storage, plan: Plan) -> list[ChunkCheck]:
     """--verify's records of ``plan``'s chunks, in reading order (one listing of storage)."""
-    wanted = {c.id for c in plan.chunks}
-    out = []
-    for key in storage.list(checks_prefix(plan.session)):
-        cid = key.rsplit("/", 1)[-1].removesuffix(".json")
-        if cid not in wanted:
-            continue
-        try:
-            out.append(ChunkCheck.from_json(json.loads(storage.get_bytes(key))))
-        except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
-            log.warning("unreadable verification record %s: %s", key, exc)
-    return sorted(out, key=lambda c: (c.chapter, c.index))
+    return load_records(storage, plan, checks_prefix(plan.session), ChunkCheck.from_json, "verification")
 
 
 @dataclass(frozen=True)

@@ -582,6 +582,12 @@ def analyze_audio(
     if span is not None:
         at = cmd.index("-i")
         cmd[at:at] = ["-ss", f"{max(0.0, span[0]):.3f}", "-t", f"{max(0.01, span[1]):.3f}"]
+    text, duration = _run_analysis(cmd, path)
+    return parse_analysis(text, duration)
+
+
+def _run_analysis(cmd: list[str], path: Path) -> tuple[str, float]:
+    """Run an analysis command (output to null); its stderr and the duration it decoded."""
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     except OSError as exc:
@@ -591,8 +597,7 @@ def analyze_audio(
         tail = " | ".join(line for line in text.splitlines()[-3:] if line.strip())
         raise AssemblyError(f"ffmpeg cannot read {path.name}: {tail}")
     m = re.findall(r"time=(\d+):(\d+):([\d.]+)", text)
-    duration = int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0
-    return parse_analysis(text, duration)
+    return text, (int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0)
 
 
 _RMS_RE = re.compile(r"Overall.*?RMS level dB: (-?[\d.]+|-?inf|nan)", re.S)
@@ -612,16 +617,7 @@ def analyze_levels(
 ) -> Levels:
     """``analyze_audio`` and the file's RMS level (astats' overall "RMS level dB"), in one pass."""
     cmd = [*analyze_command(ffmpeg or find_ffmpeg(), path, silence_db, min_silence), "-f", "null", "-"]
-    try:
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    except OSError as exc:
-        raise AssemblyError(f"cannot start ffmpeg ({cmd[0]}): {exc}") from exc
-    text = done.stderr.decode("utf-8", "replace")
-    if done.returncode != 0:
-        tail = " | ".join(line for line in text.splitlines()[-3:] if line.strip())
-        raise AssemblyError(f"ffmpeg cannot read {path.name}: {tail}")
-    m = re.findall(r"time=(\d+):(\d+):([\d.]+)", text)
-    duration = int(m[-1][0]) * 3600 + int(m[-1][1]) * 60 + float(m[-1][2]) if m else 0.0
+    text, duration = _run_analysis(cmd, path)
     rms = _RMS_RE.search(text)
     return Levels(parse_analysis(text, duration), float(rms.group(1)) if rms else math.nan, duration)
 
