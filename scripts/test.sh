@@ -10,6 +10,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# A CPU build of torch first, for the voice-cloning tests (the `clone` extra): without it pip takes PyPI's
+# CUDA build (several GB). This kind of machine keeps the CPU wheel in /opt/wheels (pip's find-links);
+# elsewhere it comes from PyTorch's CPU index.
+if ls /opt/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+else
+  .venv/bin/python -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+fi
 .venv/bin/python -m pip install -q -e ".[test,distributed]"
 # Debian packages, each only when missing: redis-server (distributed tests), ffmpeg (the audio
 # tests run against the bundled ffmpeg and against this one, which ebook2audio must work with too),
