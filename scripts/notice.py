@@ -91,6 +91,11 @@ def licence_of(dist: md.Distribution) -> str:
     classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
     if classifiers:
         return " / ".join(classifiers)
+    for name in meta.get_all("License-File") or []:  # the licence file's own title, e.g. "BSD 3-Clause License"
+        text = dist.read_text(f"licenses/{name}") or dist.read_text(name) or ""
+        title = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        if "licen" in title.lower() and len(title) < 60:
+            return f"{title} (the title of its {name})"
     return "not declared in its metadata"
 
 
