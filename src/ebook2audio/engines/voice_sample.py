@@ -14,6 +14,7 @@ queue only names the digest), and a worker copies them once into its cache,
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from ..errors import Ebook2AudioError, VoiceError
 from ..storage.base import Storage
+
+log = logging.getLogger(__name__)
 
 MIN_SECONDS = 3.0  # shorter recordings do not carry a voice (XTTS-v2 asks for 6 s or more)
 MAX_SECONDS = 30.0  # XTTS-v2 reads at most 30 s of a reference; a longer one is an editing mistake
@@ -140,7 +143,9 @@ def fetch(storage: Storage, session: str, sha256: str, env: Mapping[str, str] | 
             f"the voice sample {sha256[:12]}... of session {session} is not in {storage.describe()}: "
             "run the coordinator again"
         ) from exc
-    return _write_cache(sha256, data, env)
+    dest = _write_cache(sha256, data, env)
+    log.warning("voice sample %s... copied from %s into %s", sha256[:12], storage.describe(), dest.parent)
+    return dest
 
 
 def locate(sha256: str, hint: str = "", env: Mapping[str, str] | None = None) -> Path:
