@@ -38,6 +38,8 @@ def test_upload_a_sample_and_clone(tmp_path: Path) -> None:
         assert up.status_code == 200, up.text
         assert up.json()["sample"] == digest and 3 <= up.json()["seconds"] <= 30
         assert (server.data_dir / "voice-samples" / digest).read_bytes() == sample.read_bytes()
+        preview = c.post("/api/preview", json={"text": "Hello there.", "engine": "xtts", "voice_sample": digest})
+        assert preview.status_code == 200 and preview.content[:4] == b"RIFF", preview.text
         with book.open("rb") as fh:
             b = c.post("/api/books", files={"files": ("tiny.md", fh, "text/markdown")}).json()["books"][0]
         unknown = c.post("/api/jobs", json={"book_id": b["id"], "engine": "xtts", "voice_sample": "0" * 64})

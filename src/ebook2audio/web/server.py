@@ -108,6 +108,7 @@ class PreviewRequest(BaseModel):
     engine: str = Field("", max_length=64)
     voice: str = Field("", max_length=300)
     speed: float = Field(1.0, ge=0.25, le=4.0)
+    voice_sample: str = Field("", pattern=r"^([0-9a-f]{64})?$")  # a sample's SHA-256 (POST /api/voice-samples)
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -758,7 +759,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.post("/api/preview", tags=["voices"], response_class=Response)
     def preview(req: PreviewRequest) -> Response:
         """A few seconds of the voice reading the book's first sentence (or ``text``), as WAV."""
-        request: dict[str, Any] = req.model_dump(exclude={"book_id"})
+        request: dict[str, Any] = req.model_dump(exclude={"book_id", "voice_sample"})
+        request["sample"] = studio.voice_sample_path(req.voice_sample)
         if req.book_id:
             request["book"] = studio.queue.book(req.book_id).path
         elif not req.text.strip():
