@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ebook2audio.acx import narrator
 from ebook2audio.engines import resolve_voice, voice_sample
 from ebook2audio.engines.xtts import CHAR_LIMITS, MODEL_PAGE, XTTS, XttsEngine, model_dir, xtts_language
 from ebook2audio.errors import VoiceError
@@ -147,6 +148,7 @@ def test_the_sample_is_the_voice(
     digest = hashlib.sha256(samples[0].read_bytes()).hexdigest()
     assert infos[0].sample == digest and digest in infos[0].voice and infos[0].max_chars == CHAR_LIMITS["fr"]
     assert infos[1].sample != digest and infos[0].sample_rate == 24000
+    assert narrator(infos[0]) == "XTTS"  # --preset acx's credits do not read a digest aloud
     long = " ".join(["Le vieux gardien du phare marchait lentement le long du rivage"] * 8) + "."
     book = Book(metadata=Metadata(title="t", language="fr"), chapters=(Chapter(title="Un", paragraphs=(long,)),))
     plans = [make_plan(book, info, VoiceSpec(engine="xtts"), "s") for info in infos]
