@@ -128,6 +128,11 @@ BUNDLED = {
     "espeakng-loader": lambda: "its libespeak-ng library and data: GPL-3.0-or-later (eSpeak NG)",
     "soundfile": lambda: "its libsndfile library: LGPL-2.1-or-later",
     "onnxruntime": lambda: "ONNX Runtime: MIT (third-party notices inside the wheel)",
+    "torchcodec": lambda: (
+        "its libnvjpeg library: NVIDIA CUDA EULA (proprietary, redistributable under that EULA); its image "
+        "libraries (libavif, libjpeg-turbo, libpng, libwebp, dav1d): their own permissive licences; only the "
+        "`clone` extra installs it"
+    ),
 }
 
 

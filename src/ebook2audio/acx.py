@@ -128,6 +128,8 @@ def narrator(info: EngineInfo) -> str:
             return parts[1].replace("_", " ").title()
     if info.engine == "espeak":
         return "eSpeak"
+    if info.sample:  # a cloned voice: its name is the sample's SHA-256, not something to read out
+        return "XTTS" if info.engine == "xtts" else info.engine
     return info.voice
 
 

@@ -40,6 +40,10 @@ def _convert_flags(p: argparse.ArgumentParser) -> None:
         "--engine", help="TTS engine: piper (default), espeak, sim or an installed plugin (`ebook2audio voices`)"
     )
     p.add_argument("-v", "--voice", help="voice name, alias (joe, jenny) or path to a Piper .onnx file")
+    p.add_argument(
+        "--voice-sample", type=Path, metavar="REF.wav",
+        help="a 3-30 s recording whose voice a cloning engine (--engine xtts) reads the book with",
+    )  # fmt: skip
     p.add_argument("--speed", type=float, help="speaking rate, 1.0 = the voice's own (0.25-4)")
     p.add_argument("-w", "--workers", type=int, help="synthesis processes (default: one per core)")
     p.add_argument("--device", help="cpu (default), auto, cuda or cuda:N; never silently falls back")

@@ -39,6 +39,7 @@ class Settings:
     language: str = ""  # "" = the book's own language (else English)
     engine: str = "piper"
     voice: str = ""  # "" = the engine's default voice for the language
+    voice_sample: Path = Path()  # a recording whose voice a cloning engine (xtts) imitates; Path() = none
     speed: float = 1.0
     workers: int = 0  # 0 = one per core
     device: str = "cpu"  # cpu | auto | cuda[:N]

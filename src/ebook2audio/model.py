@@ -61,9 +61,11 @@ class VoiceSpec:
     voice: str = ""  # "" = the engine's default for the language
     language: str = "en"
     speed: float = 1.0  # > 1 is faster
+    sample: str = ""  # --voice-sample: the recording a cloning engine imitates (a path); "" = none
 
     def key(self) -> str:
-        return f"{self.engine}|{self.voice}|{self.language}|{self.speed:.3f}"
+        key = f"{self.engine}|{self.voice}|{self.language}|{self.speed:.3f}"
+        return f"{key}|sample {self.sample}" if self.sample else key
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class EngineInfo:
     description: str = ""
     path: str = ""  # model file, when the engine has one (piper)
     min_chars: int = 0  # sentences shorter than this are spoken with a neighbour of their paragraph
+    sample: str = ""  # a cloning engine's voice sample: the SHA-256 of its bytes (engines/voice_sample.py)
 
 
 @dataclass(frozen=True)

@@ -216,8 +216,24 @@ def resolve(
     book: Book, settings: Settings, env: Mapping[str, str] | None = None
 ) -> tuple[VoiceSpec, EngineInfo]:
     language = settings.language or book.metadata.language or "en"
-    spec = VoiceSpec(engine=settings.engine, voice=settings.voice, language=language, speed=settings.speed)
+    spec = VoiceSpec(
+        engine=settings.engine, voice=settings.voice, language=language, speed=settings.speed, sample=_sample_path(settings)
+    )
     return spec, resolve_voice(spec, env)
+
+
+def _sample_path(settings: Settings) -> str:
+    """--voice-sample as an absolute path ("" without one)."""
+    return str(settings.voice_sample.expanduser().absolute()) if settings.voice_sample != Path() else ""
+
+
+def _sample_extra(settings: Settings) -> str:
+    """The voice sample's SHA-256 for the request key: another recording is another audiobook."""
+    if settings.voice_sample == Path():
+        return ""
+    from .engines.voice_sample import file_sha256
+
+    return f";sample {file_sha256(settings.voice_sample.expanduser())}"
 
 
 def plan_options(
@@ -284,7 +300,7 @@ def convert(
     check_ffmpeg()  # a too old $EBOOK2AUDIO_FFMPEG stops here, not after the synthesis
     digest = output.file_digest(book_path)
     lexicon = lexicon_for(settings, env)
-    request = output.request_key(digest, settings, lexicon.key() + _verify_extra(settings))
+    request = output.request_key(digest, settings, lexicon.key() + _verify_extra(settings) + _sample_extra(settings))
     known = None if settings.overwrite else output.recall(output.index_dir(env), request)
     if known is not None:  # the same command finished before: check its files without reading the book
         found = output.existing_output(
@@ -408,6 +424,11 @@ def _run_job(
     done = set(job.register())
     if book.cover is not None:
         save_cover(store, session, book.cover)
+    if info.sample:  # --voice-sample: the workers (maybe on other machines) read it from the storage
+        from .engines.voice_sample import VoiceSample
+        from .engines.voice_sample import store as store_sample
+
+        store_sample(store, session, VoiceSample(Path(info.path), info.sample, 0.0))
     specs = batch_pieces(plan)
     pieces_stored = stored_pieces(store, session, job.id) if specs else set()
     pending = [

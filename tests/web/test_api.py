@@ -35,6 +35,7 @@ ROUTES = {
     "/api/jobs/{job_id}/files/{name}": {"get"},
     "/api/preview": {"post"},
     "/api/voices": {"get"},
+    "/api/voice-samples": {"post"},
     "/api/input": {"get"},
     "/api/health": {"get"},
     "/api/workers": {"get"},

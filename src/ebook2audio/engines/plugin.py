@@ -7,6 +7,9 @@ An entry point names an object (or a class, instantiated without arguments) with
   the planner runs it once); ``EngineInfo.engine`` is the entry point's name.
 - ``load(info, *, speed, device, env) -> Engine``: the loaded voice (once per worker process).
 - ``voices(env) -> list[VoiceEntry]``: the installed voices, for ``ebook2audio voices``.
+- optionally ``clones_voices = True``: the engine speaks with the voice of ``VoiceSpec.sample``
+  (``--voice-sample``; :mod:`.voice_sample`), and sets ``EngineInfo.sample`` to its SHA-256; other
+  engines are refused a sample.
 """
 
 from __future__ import annotations

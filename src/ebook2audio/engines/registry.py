@@ -435,6 +435,12 @@ def resolve_voice(spec: VoiceSpec, env: Mapping[str, str] | None = None) -> Engi
     env = os.environ if env is None else env
     check_speed(spec.speed)
     name, plugin = engine_plugin(spec.engine)
+    if spec.sample.strip() and not getattr(plugin, "clones_voices", False):
+        cloning = [n for n, p in installed_engines()[0] if getattr(p, "clones_voices", False)]
+        raise VoiceError(
+            f"engine {name!r} cannot clone a voice from --voice-sample: "
+            + (f"use --engine {cloning[0]}" if cloning else 'install the xtts engine: pip install "ebook2audio[clone]"')
+        )
     info = plugin.resolve(spec, env)
     if name not in _BUILTIN and info.engine != name:
         raise VoiceError(f"engine {name!r} resolved a voice of engine {info.engine!r}: a bug in that plugin")

@@ -326,6 +326,10 @@ class WorkerRuntime:
         with BatchGuard.for_voice(
             self.attempts, self.storage, session, batch_id, len(chunks), info, speed, strict=strict
         ) as guard:
+            if info.sample:  # --voice-sample: copied once from the job's storage into this machine's cache
+                from ..engines.voice_sample import fetch
+
+                fetch(self.storage, session, info.sample)
             engine = self.engine_for(info, speed)
             piece = entry.pieces.get(batch_id)
             known = None

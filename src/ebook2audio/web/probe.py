@@ -103,6 +103,7 @@ def preview_wav(request: dict[str, Any]) -> bytes:
         voice=str(request.get("voice") or ""),
         language=language or "en",
         speed=float(request.get("speed") or 1.0),
+        sample=str(request.get("sample") or ""),
     )
     info = resolve_voice(spec)
     engine = load_engine(info, speed=spec.speed)

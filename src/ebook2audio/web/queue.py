@@ -54,6 +54,15 @@ class JobSettings:
     speed: float = 1.0
     format: str = "m4b"
     chapters: str = ""  # "1-3,7" as `inspect` numbers them; "" = all
+    voice_sample: str = ""  # --voice-sample: a stored sample's path (POST /api/voice-samples); "" = none
+
+    def to_json(self) -> str:
+        """As stored (and compared) in the queue: without an unused voice_sample, so that the rows
+        written before it existed still compare equal."""
+        data = asdict(self)
+        if not data["voice_sample"]:
+            del data["voice_sample"]
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSettings:
@@ -211,14 +220,14 @@ class Queue:
                 "INSERT INTO jobs (book_id, book_path, title, settings, state, position, created, updated, "
                 "library) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (book.id, book.path, title or book.info.get("title") or book.name,
-                 json.dumps(asdict(settings)), top + 1, now, now, library),
+                 settings.to_json(), top + 1, now, now, library),
             )  # fmt: skip
             job_id = int(cur.lastrowid or 0)
         return self.job(job_id)
 
     def same_job(self, book_id: str, settings: JobSettings) -> Job | None:
         """A job of this book with these settings that is waiting, running, paused or done."""
-        wanted = json.dumps(asdict(settings))
+        wanted = settings.to_json()
         with self._lock:
             row = self._db.execute(
                 "SELECT * FROM jobs WHERE book_id = ? AND settings = ? AND state NOT IN ('failed', 'cancelled') "
@@ -232,7 +241,7 @@ class Queue:
         with self._lock:
             row = self._db.execute(
                 "SELECT * FROM jobs WHERE book_path = ? AND settings = ? AND library != '' ORDER BY id DESC LIMIT 1",
-                (book_path, json.dumps(asdict(settings))),
+                (book_path, settings.to_json()),
             ).fetchone()
         return _job(row) if row is not None else None
 
@@ -242,10 +251,10 @@ class Queue:
         with self._tx() as db:
             db.execute(
                 "INSERT OR IGNORE INTO watches (path, settings, added, last_scan) VALUES (?, ?, ?, ?)",
-                (path, json.dumps(asdict(settings)), time.time(), time.time()),  # just scanned by the caller
+                (path, settings.to_json(), time.time(), time.time()),  # just scanned by the caller
             )
             row = db.execute(
-                "SELECT * FROM watches WHERE path = ? AND settings = ?", (path, json.dumps(asdict(settings)))
+                "SELECT * FROM watches WHERE path = ? AND settings = ?", (path, settings.to_json())
             ).fetchone()
         return _watch(row)
 

@@ -319,7 +319,7 @@ def settings_args(s: JobSettings) -> list[str]:
     """A job's settings as the CLI's flags (``convert`` and ``library`` read the same ones)."""
     args = ["--format", s.format or "m4b", "--speed", repr(float(s.speed or 1.0))]
     for flag, value in (("--language", s.language), ("--engine", s.engine), ("--voice", s.voice),
-                        ("--chapters", s.chapters)):  # fmt: skip
+                        ("--chapters", s.chapters), ("--voice-sample", s.voice_sample)):  # fmt: skip
         if value:
             args += [flag, value]
     return args

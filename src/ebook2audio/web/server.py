@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..errors import VoiceError
 from ..output import safe_name
 from . import library as weblib
 from .queue import FINISHED, Book, Job, JobSettings, Queue, QueueError
@@ -83,6 +84,7 @@ class JobRequest(BaseModel):
     speed: float = Field(1.0, ge=0.25, le=4.0)
     format: str = Field("m4b", pattern=r"^(m4b|m4a|mp3|opus|ogg|flac|wav)$")
     chapters: str = Field("", max_length=2000, pattern=r"^[0-9,\- ]*$")
+    voice_sample: str = Field("", pattern=r"^([0-9a-f]{64})?$")  # a sample's SHA-256 (POST /api/voice-samples)
 
 
 class LibraryRequest(BaseModel):
@@ -106,6 +108,7 @@ class PreviewRequest(BaseModel):
     engine: str = Field("", max_length=64)
     voice: str = Field("", max_length=300)
     speed: float = Field(1.0, ge=0.25, le=4.0)
+    voice_sample: str = Field("", pattern=r"^([0-9a-f]{64})?$")  # a sample's SHA-256 (POST /api/voice-samples)
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -402,6 +405,34 @@ class Studio:
             tmp_path.unlink(missing_ok=True)
         return self.add_book_file(final, name)
 
+    def store_voice_sample(self, upload: UploadFile) -> dict[str, Any]:
+        """Keep an uploaded voice sample under its SHA-256, once checked (3-30 s of readable audio)."""
+        from ..engines.voice_sample import read_sample
+
+        folder = self.config.data_dir / "voice-samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as tmp:
+            shutil.copyfileobj(upload.file, tmp, 1 << 20)
+            tmp_path = Path(tmp.name)
+        try:
+            try:
+                sample = read_sample(tmp_path)
+            except VoiceError as exc:
+                raise HTTPException(422, str(exc).replace(str(tmp_path), upload.filename or "the sample")) from exc
+            tmp_path.replace(folder / sample.sha256)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+        return {"sample": sample.sha256, "seconds": round(sample.seconds, 2)}
+
+    def voice_sample_path(self, sha256: str) -> str:
+        """The stored sample of SHA-256 ``sha256`` ("" for none); 404 when it was never uploaded."""
+        if not sha256:
+            return ""
+        path = self.config.data_dir / "voice-samples" / sha256
+        if not path.is_file():
+            raise HTTPException(404, f"no voice sample {sha256[:12]}...: upload it with POST /api/voice-samples")
+        return str(path.resolve())
+
     def input_path(self, relative: str) -> Path:
         root = self.config.input_dir
         if root is None:
@@ -579,13 +610,19 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(404, "this book has no cover")
         return FileResponse(studio.books_dir / book.id / name)
 
+    @app.post("/api/voice-samples", tags=["voices"])
+    def add_voice_sample(file: UploadFile = File(...)) -> dict[str, Any]:  # noqa: B008
+        """Upload a voice sample for a cloning engine (``engine: xtts``); answers its ``sample`` id."""
+        return studio.store_voice_sample(file)
+
     # -- jobs --
 
     @app.post("/api/jobs", tags=["jobs"], status_code=201)
     def add_job(req: JobRequest, response: Response) -> dict[str, Any]:
         """Queue a book; the same book with the same settings already queued or done: that job (200)."""
         book = studio.queue.book(req.book_id)
-        settings = JobSettings(**req.model_dump(exclude={"book_id"}))
+        sample = studio.voice_sample_path(req.voice_sample)
+        settings = JobSettings(**req.model_dump(exclude={"book_id", "voice_sample"}), voice_sample=sample)
         same = studio.queue.same_job(book.id, settings)
         if same is not None and (same.state != "done" or all(
             (studio.runner.output_dir(same.id) / n).is_file() for n in same.outputs
@@ -722,7 +759,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.post("/api/preview", tags=["voices"], response_class=Response)
     def preview(req: PreviewRequest) -> Response:
         """A few seconds of the voice reading the book's first sentence (or ``text``), as WAV."""
-        request: dict[str, Any] = req.model_dump(exclude={"book_id"})
+        request: dict[str, Any] = req.model_dump(exclude={"book_id", "voice_sample"})
+        request["sample"] = studio.voice_sample_path(req.voice_sample)
         if req.book_id:
             request["book"] = studio.queue.book(req.book_id).path
         elif not req.text.strip():
