@@ -228,3 +228,23 @@ def test_speed_changes_the_length(engine: XttsEngine, session_env: dict[str, str
     normal = engine.synthesize("Quick or slow.", seed=3)
     quick = fast.synthesize("Quick or slow.", seed=3)
     assert math.isclose(len(quick) / len(normal), 0.5, abs_tol=0.1)
+
+
+def test_other_weights_in_the_same_folder_are_another_voice(
+    xtts_dir: Path, samples: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The voice names the sample AND the model, so swapped weights never reuse the old sentences."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(xtts_dir, copy)
+    spec = VoiceSpec(engine="xtts", language="en", sample=str(samples[0]))
+    first = XTTS.resolve(spec, {"EBOOK2AUDIO_XTTS_DIR": str(copy)}).voice
+    assert first == XTTS.resolve(spec, {"EBOOK2AUDIO_XTTS_DIR": str(xtts_dir)}).voice  # same files: same voice
+    with (copy / "model.pth").open("r+b") as f:  # one byte of the weights' tail changed
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    second = XTTS.resolve(spec, {"EBOOK2AUDIO_XTTS_DIR": str(copy)}).voice
+    assert second != first and second.startswith(first.split("-model-")[0])

@@ -69,6 +69,25 @@ def model_dir(env: Mapping[str, str]) -> Path:
     return voices_dir(env) / "xtts-v2"
 
 
+def model_fingerprint(folder: Path) -> str:
+    """12 hex digits naming the model in ``folder``: its config and vocabulary whole, the weights by size and
+    their first and last MiB (reading 1.8 GB at every plan would cost seconds). Part of the voice, so other
+    weights in the same folder never reuse sentences made by the old ones."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("config.json", "vocab.json"):
+        digest.update((folder / name).read_bytes())
+    weights = folder / "model.pth"
+    size = weights.stat().st_size
+    digest.update(str(size).encode())
+    with weights.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:12]
+
+
 def check_model_dir(folder: Path) -> None:
     """VoiceError (one line) naming what is missing, where to get it and its licence."""
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
@@ -315,7 +334,7 @@ class XttsPlugin:
         language = normalize_language(spec.language.strip() or "en")
         return EngineInfo(
             engine=ENGINE,
-            voice=f"sample-{sample.sha256}",
+            voice=f"sample-{sample.sha256}-model-{model_fingerprint(folder)}",
             language=language,
             sample_rate=SAMPLE_RATE,
             max_chars=char_limit(code),
