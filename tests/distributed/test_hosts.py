@@ -154,7 +154,7 @@ def test_two_worker_hosts_and_a_pulled_cable(network: Network, tmp_path: Path) -
     for name, log in ((w1, logs["e2a-w1"]), (w2, logs["e2a-w2"])):
         _wait(lambda log=log, name=name: f"{name} ready." in log.read_text(errors="replace"), 120, f"{name} ready")
 
-    book = write_book(tmp_path / "book.txt", chapters=4, paragraphs=3)
+    book = write_book(tmp_path / "book.txt", chapters=3, paragraphs=3)
     out_log = tmp_path / "coordinator.log"
     args = ["convert", str(book), "--distributed", "--num-workers", "2", "--redis-url", url,
             "--engine", "sim", "-o", str(tmp_path / "out"), "--keep-work", "--batch-chars", "80",
