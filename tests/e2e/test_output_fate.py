@@ -150,7 +150,7 @@ def _group_gone(pgid: int, timeout: float = 20.0) -> bool:
 def test_a_signal_mid_run_stops_cleanly_and_the_rerun_resumes(
     tmp_path: Path, workers: str, sig: int, code: int
 ) -> None:
-    book = _book(tmp_path / "book.txt", "The Long Watch", chapters=3, paragraphs=6)
+    book = _book(tmp_path / "book.txt", "The Long Watch", chapters=2, paragraphs=3)
     args = ["convert", str(book), "-o", "out", "--engine", "espeak", "-w", workers, "--batch-chars", "150", "-q"]
     proc = _popen(args, tmp_path)
     deadline = time.monotonic() + 300
