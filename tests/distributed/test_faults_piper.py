@@ -124,10 +124,9 @@ def test_paused_worker_late_copy_changes_nothing(redis_server: RedisServer, tmp_
     """SIGSTOP a worker holding a batch past the liveness timeout; the batch is re-dispatched and done by
     another worker; SIGCONT: the book completes byte-identical to a clean run, and no file is left."""
     book = _book(tmp_path)
-    clean = run_cli(["convert", str(book), "-f", "wav", "-o", "clean", "-w", "1", "--batch-chars", "150",
-                     "--work-dir", str(tmp_path / "clean-work")], tmp_path)  # fmt: skip
-    assert clean.returncode == 0, clean.stderr
-    (clean_wav,) = (tmp_path / "clean").glob("*.wav")
+    # the clean run (one process) runs beside the distributed one below: read at the end
+    clean = start_cli(["convert", str(book), "-f", "wav", "-o", "clean", "-w", "1", "--batch-chars", "150",
+                       "--work-dir", str(tmp_path / "clean-work")], tmp_path)  # fmt: skip
 
     shared = tmp_path / "shared"
     wa = Worker(tmp_path, "wa", redis_server.url, shared)
@@ -166,11 +165,17 @@ def test_paused_worker_late_copy_changes_nothing(redis_server: RedisServer, tmp_
         # wa's late copy finishes (its writes are no-ops or are removed with the finished job)
         _wait(lambda: not _held_task(wa), 120, "wa finishing its late copy")
         time.sleep(1)
+        _out, err = clean.communicate(timeout=300)
+        assert clean.returncode == 0, err
+        (clean_wav,) = (tmp_path / "clean").glob("*.wav")
         (dist_wav,) = (tmp_path / "dist").glob("*.wav")
         assert _pcm(dist_wav) == _pcm(clean_wav)  # every chunk byte-identical to the clean run's
         left = [p for p in shared.rglob("*") if p.is_file()]
         assert left == [], left
     finally:
+        if clean.poll() is None:
+            clean.kill()
+            clean.communicate()
         for w in (wa, wb):
             if w is not None:
                 if w.proc.poll() is None:
