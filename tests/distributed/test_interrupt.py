@@ -15,7 +15,7 @@ from .helpers import SUMMARY, Worker, chunk_files, coordinator_args, run_cli, st
 
 pytestmark = pytest.mark.slow
 
-SIM = {"EBOOK2AUDIO_SIM_MS_PER_CHAR": "6"}
+SIM = {"EBOOK2AUDIO_SIM_MS_PER_CHAR": "3"}
 
 
 def _unfinished(log: str) -> set[str]:
