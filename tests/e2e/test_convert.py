@@ -24,7 +24,7 @@ CASES = [
     # English from the EPUB above)
     ("html_alice-in-wonderland_carroll_en/11-h.htm", 1, "espeak", ["--engine", "espeak"]),
     ("fb2_voina-i-mir-example_tolstoy_ru.fb2", 2, "espeak", []),
-    # (its three chapters are 6,000 words each: the first two paragraphs of each, see TRIMMED)
+    # (the first two paragraphs of each chapter: see TRIMMED)
     ("txt_die-verwandlung_kafka_de.txt", 2, "espeak", []),
     # the other formats' chapters are long: espeak-ng (hundreds of times real time) keeps these fast
     ("pdf_a-study-in-scarlet_doyle_en.pdf", 1, "espeak", ["--engine", "espeak"]),  # 1,800 words
@@ -32,9 +32,10 @@ CASES = [
     ("mobi_childrens-literature_curry-clippinger_en.mobi", 2, "espeak", ["--engine", "espeak"]),
 ]
 
-# Plain-text books read whole chapters only; these are converted from a copy (in the test's own folder)
-# that keeps the front matter and the first N paragraphs of each chapter: the same reader, markers,
-# language and voice, minutes of audio instead of half an hour.
+# `--chapters` takes whole chapters, and Kafka's are 6,000 words each (35 minutes of audio): this book is
+# converted from a copy in the test's own folder that keeps the front matter, the first N paragraphs of
+# each chapter and the end line. The same reader, chapter markers, language and voice; ingesting the
+# whole file is tests/ingest/test_text.py's.
 TRIMMED = {"txt_die-verwandlung_kafka_de.txt": (re.compile(r"[IVX]+\."), 2)}
 
 
