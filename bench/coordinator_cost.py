@@ -236,7 +236,7 @@ class Bench:
         for pid in cl.pids():
             attach += ["-p", str(pid)]
         tracer = subprocess.Popen(attach, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(2.0)  # let strace attach to every process
+        wait_traced(cl.pids(), tracer)  # strace attached to every process
         try:
             io0 = proc_io(cl.pids())
             run, hours, tasks = self.coordinator(cl, prefix=[strace, *opts, "-o", str(traces / "coord")])
@@ -325,6 +325,28 @@ class Bench:
         r.extra.update({f"s3_{k}": float(v) for k, v in by_method.items()})
         print(f"s3: {hours:.3f} h; {len(reqs)} requests {dict(by_method)}; coordinator CPU {run.cpu:.1f} s", flush=True)
         return r
+
+
+def wait_traced(pids: list[int], tracer: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait until every process in ``pids`` has a tracer (``TracerPid`` in /proc/PID/status)."""
+    deadline = time.monotonic() + timeout
+    waiting = set(pids)
+    while waiting:
+        for pid in list(waiting):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:  # gone: nothing to trace
+                waiting.discard(pid)
+                continue
+            m = re.search(r"^TracerPid:\s*(\d+)", status, re.M)
+            if m is None or int(m.group(1)) != 0:
+                waiting.discard(pid)
+        if not waiting:
+            return
+        if tracer.poll() is not None or time.monotonic() > deadline:
+            err = tracer.stderr.read().decode(errors="replace") if tracer.stderr else ""
+            raise RuntimeError(f"strace did not attach to {sorted(waiting)}: {err[-500:]}")
+        time.sleep(0.05)
 
 
 _REQUEST = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/[0-9.]+" \d{3}')

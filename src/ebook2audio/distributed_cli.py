@@ -170,7 +170,7 @@ def coordinate(args: argparse.Namespace, metrics: Metrics = NO_METRICS) -> tuple
     # One coordinator per session: the Redis lock, held for the whole run (RedisLocks); a coordinator
     # that loses it stops at once (the executor's loop and the pipeline check it).
     lock_client = redis_client(ds)
-    locks = RedisLocks(lock_client, notify=reporter.message)
+    locks = RedisLocks(lock_client, notify=reporter.message, ttl=ds.session_lock_ttl)
 
     def factory(store: Any, info: Any, s: Any) -> DistributedExecutor:
         return DistributedExecutor(

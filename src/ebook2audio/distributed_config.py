@@ -50,6 +50,7 @@ TUNING_ENV_VARS: tuple[str, ...] = (
     "EBOOK2AUDIO_RESULT_EXPIRES",
     "EBOOK2AUDIO_QUEUE",
     "EBOOK2AUDIO_MAX_IN_FLIGHT",
+    "EBOOK2AUDIO_SESSION_LOCK_TTL",
 )
 
 STORAGE_TYPES = ("local", "nfs", "s3")
@@ -91,6 +92,9 @@ class DistributedSettings:
     # EBOOK2AUDIO_MAX_IN_FLIGHT / --max-in-flight: batches of one job queued or running at once
     # (0 = auto: twice the task slots of the live workers, plus 2), so that jobs share the queue
     max_in_flight: int = 0
+    # EBOOK2AUDIO_SESSION_LOCK_TTL: the coordinator's session lock lapses this long after its holder
+    # stops refreshing it; a second coordinator on the same session waits this plus 5 s, then stops
+    session_lock_ttl: float = 20.0
     device: str = "cpu"  # the worker's device: cpu | auto | cuda | cuda:N
     hostname: str = ""  # the worker's node name ("" = ebook2audio-<pid>@<host>)
 
@@ -124,6 +128,8 @@ class DistributedSettings:
             raise ConfigError(
                 "the visibility timeout must exceed the hard task time limit, or Redis delivers long tasks twice"
             )
+        if self.session_lock_ttl < 1:
+            raise ConfigError("EBOOK2AUDIO_SESSION_LOCK_TTL must be 1 second or more")
         if self.result_expires <= 0:
             raise ConfigError("the result expiry must be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", self.queue):
@@ -179,6 +185,7 @@ _ENV_FIELDS = {
     "EBOOK2AUDIO_RESULT_EXPIRES": "result_expires",
     "EBOOK2AUDIO_QUEUE": "queue",
     "EBOOK2AUDIO_MAX_IN_FLIGHT": "max_in_flight",
+    "EBOOK2AUDIO_SESSION_LOCK_TTL": "session_lock_ttl",
     "EBOOK2AUDIO_DEVICE": "device",
 }
 

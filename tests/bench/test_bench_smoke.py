@@ -185,7 +185,7 @@ def _bench(script: str, *args: str, timeout: float = 600) -> str:
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "BENCH_QUIET_WAIT": "0"}  # timings not read here
     done = subprocess.run(
         [sys.executable, str(root / "bench" / script), *args],
         capture_output=True,

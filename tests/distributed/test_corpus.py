@@ -26,18 +26,18 @@ def _two_short_chapters(tmp: Path) -> list[dict]:
 
 
 def test_two_piper_workers_match_the_embedded_mode(redis_server: RedisServer, tmp_path: Path) -> None:
-    chosen = _two_short_chapters(tmp_path)
-    common = [
-        "--chapters",
-        ",".join(str(c["index"]) for c in chosen),
-        "--output-name",
-        "book",
-        "--batch-chars",
-        "300",
-    ]
     shared = tmp_path / "shared"
     workers = [Worker(tmp_path, name, redis_server.url, shared) for name in ("piper1", "piper2")]
     try:
+        chosen = _two_short_chapters(tmp_path)  # while the workers start
+        common = [
+            "--chapters",
+            ",".join(str(c["index"]) for c in chosen),
+            "--output-name",
+            "book",
+            "--batch-chars",
+            "300",
+        ]
         for w in workers:
             w.wait_ready()
         dist = run_cli(

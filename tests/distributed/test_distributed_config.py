@@ -37,6 +37,8 @@ def test_defaults() -> None:
     assert ds.storage_type == "local" and ds.storage_path == "/mnt/shared"
     assert ds.worker_concurrency == 1
     assert ds.visibility_timeout > ds.time_limit > ds.soft_time_limit
+    assert ds.session_lock_ttl == 20.0
+    assert load_distributed_settings({}, {"EBOOK2AUDIO_SESSION_LOCK_TTL": "4"}).session_lock_ttl == 4.0
 
 
 def test_environment_then_flags_override() -> None:
@@ -132,6 +134,7 @@ def test_settings_display_masks_and_mask_text() -> None:
         ({}, {"EBOOK2AUDIO_TASK_TIME_LIMIT": "100", "EBOOK2AUDIO_TASK_SOFT_TIME_LIMIT": "200"}, "soft limit"),
         ({}, {"EBOOK2AUDIO_VISIBILITY_TIMEOUT": "60"}, "visibility timeout"),
         ({}, {"DISTRIBUTED_MODE": "maybe"}, "DISTRIBUTED_MODE"),
+        ({}, {"EBOOK2AUDIO_SESSION_LOCK_TTL": "0.5"}, "EBOOK2AUDIO_SESSION_LOCK_TTL"),
     ],
 )
 def test_bad_settings_are_config_errors(flags: dict, env: dict, message: str) -> None:

@@ -1,5 +1,8 @@
-"""The fault tests again with the real Piper voice (not deterministic by nature: seeded per chunk here),
-plus a worker paused past the liveness timeout whose late copy of a batch must change nothing.
+"""The fault tests with the real Piper voice (not deterministic by nature: seeded per chunk here): a
+SIGKILLed worker, a SIGKILLed coordinator, a Redis restart mid-job, and a worker paused past the
+liveness timeout whose late copy of a batch must change nothing. (They once had sim-engine twins in
+test_faults.py; a fault test that only runs on the sim engine proves nothing about real voices, so
+these carry every assertion those had.)
 
 Real redis-server, real worker processes, the real coordinator CLI, a short book (two chapters).
 """
@@ -40,9 +43,15 @@ def test_piper_sigkilled_worker_loses_nothing(redis_server: RedisServer, tmp_pat
                                 "-o", "out", "--keep-work")  # fmt: skip
         coord = start_cli(args, tmp_path)
         _wait(lambda: len(chunk_files(shared)) >= 2 and _held_task(w1), 120, "w1 holding a task", coord)
-        w1.kill()
+        t_kill = time.monotonic()
+        w1.kill()  # main process and pool: its task stays unacked in Redis (visibility timeout 1 h)
         _out, err = coord.communicate(timeout=300)
+        elapsed = time.monotonic() - t_kill
         assert coord.returncode == 0, err
+        said = " ".join(err.split())  # the console wraps long lines
+        assert re.search(r"worker w1@\S+ (is gone while holding batch|stopped answering)", said), err
+        assert "dispatching it again" in said or "dispatching them again" in said, err
+        assert elapsed < 60  # the lost batch went to w2 at once, not after the visibility timeout
         _assert_complete(shared, tmp_path / "out")
     finally:
         w1.stop()
@@ -89,18 +98,21 @@ def test_piper_redis_restart_mid_job(redis_server: RedisServer, tmp_path: Path) 
     book = _book(tmp_path)
     shared = tmp_path / "shared"
     w1 = Worker(tmp_path, "w1", redis_server.url, shared)
+    w2 = Worker(tmp_path, "w2", redis_server.url, shared)  # both come back to the restarted Redis
     try:
         w1.wait_ready()
-        args = coordinator_args(book, redis_server.url, shared, "--batch-chars", "150", "-o", "out",
-                                "--keep-work")  # fmt: skip
+        w2.wait_ready()
+        args = coordinator_args(book, redis_server.url, shared, "--num-workers", "2", "--batch-chars", "150",
+                                "-o", "out", "--keep-work")  # fmt: skip
         coord = start_cli(args, tmp_path)
         _wait(lambda: len(chunk_files(shared)) >= 2, 120, "2 chunks", coord)
-        redis_server.restart(down_seconds=2)
+        redis_server.restart(down_seconds=2)  # AOF on: the queue survives
         _out, err = coord.communicate(timeout=300)
         assert coord.returncode == 0, err
         _assert_complete(shared, tmp_path / "out")
     finally:
         w1.stop()
+        w2.stop()
 
 
 def _pcm(path: Path) -> bytes:
@@ -112,10 +124,9 @@ def test_paused_worker_late_copy_changes_nothing(redis_server: RedisServer, tmp_
     """SIGSTOP a worker holding a batch past the liveness timeout; the batch is re-dispatched and done by
     another worker; SIGCONT: the book completes byte-identical to a clean run, and no file is left."""
     book = _book(tmp_path)
-    clean = run_cli(["convert", str(book), "-f", "wav", "-o", "clean", "-w", "1", "--batch-chars", "150",
-                     "--work-dir", str(tmp_path / "clean-work")], tmp_path)  # fmt: skip
-    assert clean.returncode == 0, clean.stderr
-    (clean_wav,) = (tmp_path / "clean").glob("*.wav")
+    # the clean run (one process) runs beside the distributed one below: read at the end
+    clean = start_cli(["convert", str(book), "-f", "wav", "-o", "clean", "-w", "1", "--batch-chars", "150",
+                       "--work-dir", str(tmp_path / "clean-work")], tmp_path)  # fmt: skip
 
     shared = tmp_path / "shared"
     wa = Worker(tmp_path, "wa", redis_server.url, shared)
@@ -154,11 +165,17 @@ def test_paused_worker_late_copy_changes_nothing(redis_server: RedisServer, tmp_
         # wa's late copy finishes (its writes are no-ops or are removed with the finished job)
         _wait(lambda: not _held_task(wa), 120, "wa finishing its late copy")
         time.sleep(1)
+        _out, err = clean.communicate(timeout=300)
+        assert clean.returncode == 0, err
+        (clean_wav,) = (tmp_path / "clean").glob("*.wav")
         (dist_wav,) = (tmp_path / "dist").glob("*.wav")
         assert _pcm(dist_wav) == _pcm(clean_wav)  # every chunk byte-identical to the clean run's
         left = [p for p in shared.rglob("*") if p.is_file()]
         assert left == [], left
     finally:
+        if clean.poll() is None:
+            clean.kill()
+            clean.communicate()
         for w in (wa, wb):
             if w is not None:
                 if w.proc.poll() is None:

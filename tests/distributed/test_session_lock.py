@@ -112,27 +112,31 @@ def test_lock_excludes_refreshes_and_frees(redis_server: RedisServer) -> None:
 def test_second_coordinator_on_the_same_book_stops_and_the_first_finishes(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    book = write_book(tmp_path / "book.txt", chapters=3, paragraphs=3)
+    # A 4 s lease (EBOOK2AUDIO_SESSION_LOCK_TTL, default 20 s): the second coordinator waits 4 + 5 s.
+    lease = {"EBOOK2AUDIO_SESSION_LOCK_TTL": "4"}
+    # about 27 s of synthesis: the first is still converting when the second gives up
+    book = write_book(tmp_path / "book.txt", chapters=3, paragraphs=2)
     shared = tmp_path / "shared"
-    w = Worker(tmp_path, "w1", redis_server.url, shared, EBOOK2AUDIO_SIM_MS_PER_CHAR="25")
+    w = Worker(tmp_path, "w1", redis_server.url, shared, EBOOK2AUDIO_SIM_MS_PER_CHAR="20")
     try:
         w.wait_ready()
         args = coordinator_args(
             book, redis_server.url, shared, "--engine", "sim", "--batch-chars", "150", "-o", "out"
         )
-        first = start_cli(args, tmp_path)
+        first = start_cli(args, tmp_path, **lease)
         deadline = time.monotonic() + 60
         while not list(shared.glob("*/plans/*.json")) and time.monotonic() < deadline:
             assert first.poll() is None, first.communicate()[1]
             time.sleep(0.1)
         t0 = time.monotonic()
-        second = run_cli([*args, "-o", "out2"], tmp_path, timeout=120)
+        second = run_cli([*args, "-o", "out2"], tmp_path, timeout=120, **lease)
         waited = time.monotonic() - t0
         assert second.returncode == 2, second.stderr
         lines = [x for x in second.stderr.splitlines() if x.startswith("error:")]
         assert len(lines) == 1 and "is being converted by another coordinator" in lines[0], second.stderr
+        assert "waiting up to 9 s" in " ".join(second.stderr.split()), second.stderr
         assert "Traceback" not in second.stderr
-        assert 20 <= waited < 60  # it waited for the lock's TTL and a margin, then gave up
+        assert 9 <= waited < 40  # it waited for the lock's TTL and a margin, then gave up
         assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
         assert first.poll() is None  # still converting, undisturbed
         _out, err = first.communicate(timeout=300)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ebook2audio.audio.assemble import probe
+from ebook2audio.scratch import LOCK_NAME, STALE_AFTER
 
 from .helpers import cli_env, run_cli
 
@@ -149,7 +150,7 @@ def _group_gone(pgid: int, timeout: float = 20.0) -> bool:
 def test_a_signal_mid_run_stops_cleanly_and_the_rerun_resumes(
     tmp_path: Path, workers: str, sig: int, code: int
 ) -> None:
-    book = _book(tmp_path / "book.txt", "The Long Watch", chapters=3, paragraphs=6)
+    book = _book(tmp_path / "book.txt", "The Long Watch", chapters=2, paragraphs=3)
     args = ["convert", str(book), "-o", "out", "--engine", "espeak", "-w", workers, "--batch-chars", "150", "-q"]
     proc = _popen(args, tmp_path)
     deadline = time.monotonic() + 300
@@ -197,7 +198,11 @@ def test_sigkill_mid_assembly_then_rerun_leaves_no_temporaries(tmp_path: Path) -
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"Ann Tester - Assembly.{x}" for x in ("m4b", "srt", "vtt")]  # nothing hidden there
 
-    time.sleep(11)  # older than scratch.STALE_AFTER: a lock this old and free is a dead run's
+    # Ten seconds on: the killed run's lock is older than scratch.STALE_AFTER (a lock this old and free
+    # is a dead run's; a younger one may belong to a run about to lock it). Aged, not waited for.
+    old = time.time() - STALE_AFTER - 1
+    for lock in [p for p in _scratch_entries(tmp_path) if p.name == LOCK_NAME]:
+        os.utime(lock, (old, old))
     r = run_cli([*args, "--overwrite"], tmp_path, **FAST_SIM)
     assert r.returncode == 0, r.stderr
     assert _scratch_entries(tmp_path) == []

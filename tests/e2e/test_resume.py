@@ -21,7 +21,7 @@ def _chunk_files(work: Path) -> dict[Path, int]:
 def test_sigkill_then_rerun_resumes(corpus: Path, tmp_path: Path) -> None:
     book = corpus / "epub3_moby-dick_melville_en.epub"
     info = inspect_json(book, tmp_path)
-    chosen = shortest_chapters(info, 3, min_words=60)
+    chosen = shortest_chapters(info, 2, min_words=60)  # 347 words, about 25 sentences
     args = [
         "convert", str(book), "--chapters", ",".join(str(c["index"]) for c in chosen),
         "-o", "out", "--workers", "2", "--batch-chars", "200", "-q",
