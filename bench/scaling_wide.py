@@ -15,17 +15,20 @@ work per worker: N workers get N times the characters (weak scaling), and every 
 The per-character rate (``--ms-per-char``, default 750) and the seconds per point (``--seconds``,
 default 360) are chosen so that the machine's two cores are not the limit at 64 workers. What limits
 is not the average CPU but its rounds: each task costs the workers' processes CPU (measured per point
-and printed: Celery's main process, the pool process's Python, mastering and FLAC, the ffmpeg child
-that encodes the batch's AAC piece: about 0.08 CPU s per task of ~68 characters, 4.8 s of audio), and
-N workers fed batches of similar length end their tasks together, so a round's N x 0.08 CPU s waits for
-2 cores: N x 0.08 / 2 s, 2.6 s at 64 workers, whatever the rate. As a share of a task (the "round
-burst" column: workers x CPU per task / cores / task seconds) that is 17 % of a 15-s task at 250 ms per
-character (the 2026-12-05 16:18 run lost 13 % at 64 workers) and 5.7 % at 750 ms (45-s tasks); the
-average demand (workers x CPU per task / task seconds) is then 0.11 cores of 2. The batches stay about
-8 per worker (60 characters, as at 250 ms), so that the last round's spread stays small; 360 s per
-point keeps the full run under an hour. Each row gives, as evidence, the per-task CPU by process, the
-demand, the cores this benchmark's processes used (coordinator tree, workers + Redis), the other jobs'
-cores and the machine's idle share during the run.
+and printed: the pool process's Python, mastering and FLAC, 14-21 ms; the ffmpeg child that encodes
+the batch's AAC piece, 42-53 ms; Celery's main process and Redis, mostly background), about 0.065 CPU
+s inside a task of ~68 characters (4.8 s of audio), and N workers fed batches of similar length end
+their tasks together, so a round's N x 0.065 CPU s waits for 2 cores: N x 0.065 / 2 s, 2.1 s at 64
+workers, whatever the rate. As a share of a task (the "round burst" column: workers x CPU per task /
+cores / task seconds; an upper bound, as tasks drift apart) that is 14 % of a 15-s task at 250 ms per
+character and 4.1 % (measured) at 750 ms (45-s tasks), where the average demand (workers x CPU per
+task / task seconds) is 0.08 cores of 2. (The 250-ms run of 2026-12-05 16:18 lost 13 % at 64 workers;
+bench/model.py, fed the CPU per task measured since, puts 2 points of it on these rounds: the rest
+was not measured by process then, see BENCHMARKS.md.) The batches stay about 8 per worker (60
+characters, as at 250 ms), so that the last round's spread stays small; 360 s per point keeps the
+full run under an hour. Each row gives, as evidence, the per-task CPU by process, the demand, the
+cores this benchmark's processes used (coordinator tree, workers + Redis), the other jobs' cores and
+the machine's idle share during the run.
 
 Workers are added between points (started in parallel), and all must answer a ping before the
 point is timed. Each row also gives the workers' total RSS and the machine's available memory.
