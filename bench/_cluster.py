@@ -166,6 +166,27 @@ class Cluster:
                 continue
         return total
 
+    def cpu_split(self) -> dict[str, float]:
+        """CPU seconds so far, by role: ``main`` (each worker's Celery main process: consumer, events,
+        heartbeats), ``pool`` (the pool processes' own: the task's Python, FLAC, mastering, storage),
+        ``children`` (what the pool processes' exited children used, e.g. the ffmpeg that encodes a
+        piece: counted once reaped), ``redis``."""
+        import psutil
+
+        out = {"main": 0.0, "pool": 0.0, "children": 0.0, "redis": self.redis_cpu_seconds()}
+        for w in self.workers:
+            try:
+                root = psutil.Process(w.proc.pid)
+                t = root.cpu_times()
+                out["main"] += t.user + t.system
+                for p in root.children(recursive=True):
+                    t = p.cpu_times()
+                    out["pool"] += t.user + t.system
+                    out["children"] += t.children_user + t.children_system
+            except psutil.Error:
+                continue
+        return out
+
     def redis_cpu_seconds(self) -> float:
         import psutil
 

@@ -8,7 +8,13 @@ replays a run event by event (plain Python, heapq):
   every batch goes into the Redis queue at once, longest first (tail already split for N workers);
 - **workers**: N x ``slots`` task slots; a free slot takes the next batch after ``task_gap`` (Celery's
   round trip through Redis, whose CPU per task, ``redis_per_task``, is a FIFO server on one core), then
-  sleeps ``characters x ms_per_char`` plus ``task_overhead`` (making the audio, writing the chunks);
+  sleeps ``characters x ms_per_char`` plus ``task_overhead``; the task's CPU (``task_cpu``: the pool
+  process's Python, mastering, FLAC, storing, and the ffmpeg child encoding the batch's piece, measured
+  per point by scaling_wide) is spent ``task_cpu_start`` at its start (starting ffmpeg) and the rest
+  at its end. On the benchmark's machine every task shares ``worker_cores`` (the 2 cores less other
+  jobs, the coordinator, Celery's main processes and Redis, as measured during the point) with
+  processor sharing, so tasks that end together wait for the cores; a GPU farm's workers each have
+  their own CPU (``worker_cores`` inf: the CPU only lengthens each task);
 - **coordinator**: a loop that polls the result backend every ``poll`` s like the product does (the
   first 256 unfinished batches in dispatch order plus a rotating page of 512 of the rest, one MGET), and
   handles each finished batch it sees: its Python work (``py_per_audio`` CPU s per audio second:
@@ -19,7 +25,8 @@ replays a run event by event (plain Python, heapq):
 
 Calibration: the coordinator's CPU split (Python / ffmpeg per audio second) and the start's growth
 with the book come from coordinator_cost's runs; the 1-worker point of scaling_wide gives the fixed
-start, dispatch, the task gap and overhead, the ffmpeg cost per piece and the fixed assembly. Only
+start, dispatch, the task gap and overhead, the ffmpeg cost per piece and the fixed assembly; the
+workers' CPU per task is the median over the points of what they measured (pool + ffmpeg). Only
 Redis's CPU per task is taken from the slope between the 1-worker and the largest point (Redis also
 burns a little CPU when idle; this term hardly moves the walls). The encoders of a measured point get
 the cores the rest of the machine left free during it. The 2..64-worker points are then predicted and
@@ -54,6 +61,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GPU_X_REAL_TIME = 219.0  # one GPU running 16 Piper processes (BENCHMARKS.md, GPU section)
 GPU_SLOTS = 16
 HEAD, PAGE = 256, 512  # the coordinator's poll: first batches in flight, rotating page of the rest
+# CPU s of starting the ffmpeg that encodes a piece (imageio-ffmpeg's build encoding 0.05 s of audio:
+# 16-18 ms on this machine, 2026-12-05): the part of a task's CPU spent at its start; the rest
+# (mastering, FLAC, the AAC encoding, storing, the result) comes at its end
+FFMPEG_START = 0.016
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,14 @@ class Costs:
     assembly0: float
     assembly_per_hour: float
     slots: int = 1  # task slots per worker
+    # the workers' CPU per task (Celery's main and pool processes, the ffmpeg encoding the piece), of
+    # which ``task_cpu_start`` at the task's start (receiving it, starting ffmpeg) and the rest at its
+    # end (mastering, FLAC, encoding, storing); both shared by every task on ``worker_cores`` cores
+    # (processor sharing, at most one core a task). inf: every worker has its own CPU (GPU hosts).
+    task_cpu: float = 0.0
+    task_cpu_start: float = 0.0
+    worker_cores: float = math.inf
+    other_jobs: float = 0.0  # other jobs' runnable threads competing for ``worker_cores`` (as many as cores they used)
 
 
 @dataclass
@@ -101,21 +120,10 @@ def simulate(batches: Sequence[Sequence[int]], workers: int, k: Costs) -> Outcom
         piece_left[piece[i]] = piece_left.get(piece[i], 0) + 1
         piece_audio[piece[i]] = piece_audio.get(piece[i], 0.0) + b[0] * k.audio_per_char
     t0 = k.start0 + k.start_per_char * chars + k.dispatch
-    # workers: each slot takes the next batch; Redis serves the takes one at a time
-    slots = [t0] * (workers * k.slots)
-    heapq.heapify(slots)
-    redis_free = t0
-    redis_busy = 0.0
-    done_at = [0.0] * len(batches)
-    for i, b in enumerate(batches):
-        n = b[0]
-        free = heapq.heappop(slots)
-        take = max(free, redis_free) + k.redis_per_task
-        redis_free = take
-        redis_busy += k.redis_per_task
-        end = take + k.task_gap + k.task_overhead + n * k.ms_per_char / 1000.0
-        done_at[i] = end
-        heapq.heappush(slots, end)
+    if k.task_cpu > 0 and math.isfinite(k.worker_cores):
+        done_at, redis_busy = _shared_cpu_tasks(batches, workers, k, t0)
+    else:
+        done_at, redis_busy = _own_cpu_tasks(batches, workers, k, t0)
     # the coordinator's loop
     pending = list(range(len(batches)))
     cursor = 0
@@ -177,6 +185,78 @@ def simulate(batches: Sequence[Sequence[int]], workers: int, k: Costs) -> Outcom
     )
 
 
+def _own_cpu_tasks(batches: Sequence[Sequence[int]], workers: int, k: Costs, t0: float) -> tuple[list[float], float]:
+    """When each batch ends, every worker on its own CPU: each slot takes the next batch; Redis serves
+    the takes one at a time. (done_at, Redis busy seconds)."""
+    slots = [t0] * (workers * k.slots)
+    heapq.heapify(slots)
+    redis_free = t0
+    redis_busy = 0.0
+    done_at = [0.0] * len(batches)
+    for i, b in enumerate(batches):
+        free = heapq.heappop(slots)
+        take = max(free, redis_free) + k.redis_per_task
+        redis_free = take
+        redis_busy += k.redis_per_task
+        end = take + k.task_gap + k.task_overhead + k.task_cpu + b[0] * k.ms_per_char / 1000.0
+        done_at[i] = end
+        heapq.heappush(slots, end)
+    return done_at, redis_busy
+
+
+def _shared_cpu_tasks(
+    batches: Sequence[Sequence[int]], workers: int, k: Costs, t0: float
+) -> tuple[list[float], float]:
+    """As _own_cpu_tasks, but each task's CPU work (``task_cpu_start`` when it starts, the rest when its
+    sleep ends) is served by ``worker_cores`` cores shared by all tasks and ``other_jobs`` threads of
+    other jobs (processor sharing, as the kernel's fair scheduler: n tasks in a CPU phase each progress
+    at min(1, cores / (n + other_jobs))). Tasks ending together thus wait for the cores."""
+    free, cpu_start, cpu_end = 0, 1, 2
+    timed = [(t0, s, s, free) for s in range(workers * k.slots)]  # (time, seq, slot, what)
+    heapq.heapify(timed)
+    seq = len(timed)
+    cpu: dict[int, list[float]] = {}  # slot -> [remaining CPU s, phase]
+    batch_of: dict[int, int] = {}
+    nxt = 0
+    redis_free = t0
+    redis_busy = 0.0
+    done_at = [0.0] * len(batches)
+    now = t0
+    first = min(k.task_cpu, k.task_cpu_start)
+    while timed or cpu:
+        rate = min(1.0, k.worker_cores / (len(cpu) + k.other_jobs)) if cpu else 0.0
+        t_cpu = now + max(0.0, min(v[0] for v in cpu.values())) / rate if cpu else math.inf
+        t = min(t_cpu, timed[0][0] if timed else math.inf)
+        for v in cpu.values():
+            v[0] -= (t - now) * rate
+        now = t
+        for s in [s for s, v in cpu.items() if v[0] <= 1e-12]:
+            phase = cpu.pop(s)[1]
+            i = batch_of[s]
+            if phase == cpu_start:  # then its sleep, then the end's CPU
+                sleep = k.task_overhead + batches[i][0] * k.ms_per_char / 1000.0
+                heapq.heappush(timed, (now + sleep, seq, s, cpu_end))
+            else:  # done: the slot is free
+                done_at[i] = now
+                heapq.heappush(timed, (now, seq, s, free))
+            seq += 1
+        while timed and timed[0][0] <= now:
+            _, _, s, what = heapq.heappop(timed)
+            if what == cpu_end:
+                cpu[s] = [k.task_cpu - first, cpu_end]
+            elif what == cpu_start:
+                cpu[s] = [first, cpu_start]
+            elif nxt < len(batches):  # a free slot takes the next batch through Redis
+                take = max(now, redis_free) + k.redis_per_task
+                redis_free = take
+                redis_busy += k.redis_per_task
+                batch_of[s] = nxt
+                nxt += 1
+                heapq.heappush(timed, (take + k.task_gap, seq, s, cpu_start))
+                seq += 1
+    return done_at, redis_busy
+
+
 # --------------------------------------------------------------------------- calibration
 
 
@@ -196,7 +276,9 @@ def calibrate(cost: dict, wide: dict) -> Costs:
     start0 = p1["start"] - start_per_char * chars1
     tasks1 = len(p1["batch_list"])
     sleep1 = chars1 * p1["ms_per_char"] / 1000.0
-    overhead = max(0.0, (p1["in_tasks"] - sleep1) / tasks1)
+    task_cpu = measured_task_cpu(wide)
+    # inside a task beyond its sleep and its CPU (which the model serves on the cores: ``task_cpu``)
+    overhead = max(0.0, (p1["in_tasks"] - sleep1) / tasks1 - task_cpu)
     poll = 0.25
     gap = max(0.0, (p1["synthesis"] - p1["in_tasks"] - poll / 2) / tasks1)
     audio_per_char = p1["audio_hours"] * 3600.0 / chars1
@@ -234,7 +316,42 @@ def calibrate(cost: dict, wide: dict) -> Costs:
         enc_cores=1.0,
         assembly0=assembly0,
         assembly_per_hour=asm_per_hour,
+        task_cpu=task_cpu,
+        task_cpu_start=min(task_cpu, FFMPEG_START),
     )
+
+
+def measured_task_cpu(wide: dict) -> float:
+    """The workers' CPU s per task spent inside it (the pool process's own: the task's Python,
+    mastering, FLAC, storage; and its ffmpeg child's: the piece's encoding), the median over the
+    points that measured it (scaling_wide's ``split``, less the idle pool's); 0 for results without
+    it. Celery's main processes and Redis spend theirs mostly in the background: see worker_cores."""
+    per = []
+    for p in wide["points"]:
+        if not p.get("split") or not sum(p["tasks"]):
+            continue
+        idle = p.get("idle_split", {}).get("pool", 0.0) * p["wall"]
+        per.append(max(0.0, p["split"]["pool"] + p["split"]["children"] - idle) / sum(p["tasks"]))
+    if not per:
+        return 0.0
+    per.sort()
+    return per[len(per) // 2]
+
+
+def worker_cores(point: dict) -> tuple[float, float]:
+    """(the cores the workers' tasks could share during a measured point, the other jobs' threads
+    competing for them). Cores: 2 less the coordinator, the workers' Celery main processes and Redis
+    (heartbeats, polling, the queue). Other jobs: the cores the machine's busy time outside this
+    benchmark filled (less the workers' reaped ffmpeg children, which the benchmark's sampler counts
+    there), taken as that many always-runnable threads: they filled cores the sleeping workers left
+    idle, and the kernel shares the cores between them and the tasks. (inf, 0) for results without
+    the split (no contention modelled)."""
+    if not point.get("split"):
+        return math.inf, 0.0
+    split, wall = point["split"], point["wall"]
+    external = max(0.0, point["others"] - split.get("children", 0.0) / wall)
+    background = (split.get("main", 0.0) + split.get("redis", 0.0)) / wall
+    return max(0.25, c.cores() - point["coord_cpu"] / wall - background), external
 
 
 def _book_chars(cost: dict) -> int:
@@ -331,7 +448,8 @@ def main() -> None:
     rows = []
     worst = 0.0
     for pt in wide["points"]:
-        kk = replace(k, enc_cores=free_cores(pt))
+        cores, others = worker_cores(pt)
+        kk = replace(k, enc_cores=free_cores(pt), worker_cores=cores, other_jobs=others)
         out = simulate(point_batches(pt, wide["batch_chars"]), pt["workers"], kk)
         err = out.wall / pt["wall"] - 1
         if pt["workers"] > 1:
@@ -345,6 +463,7 @@ def main() -> None:
                 f"{pt['ideal'] / pt['wall']:.3f}",
                 f"{pt['ideal'] / out.wall:.3f}",
                 f"{kk.enc_cores:.2f}",
+                f"{kk.worker_cores:.2f} / {kk.other_jobs:.2f}" if math.isfinite(kk.worker_cores) else "own",
                 f"{out.coordinator_busy:.0%}",
                 "calibration" if pt["workers"] == 1 else "prediction",
             ]
@@ -400,19 +519,24 @@ def main() -> None:
             f"({cost['date']}) and `{args.wide.relative_to(c.ROOT) if args.wide.is_relative_to(c.ROOT) else args.wide}` "
             f"({wide['date']})",
             f"costs: start {k.start0:.2f} s + {k.start_per_char * 1e6:.1f} s per million characters; ping + dispatch "
-            f"{k.dispatch:.2f} s; task gap {k.task_gap * 1000:.0f} ms; in-task overhead {k.task_overhead * 1000:.0f} ms; "
+            f"{k.dispatch:.2f} s; task gap {k.task_gap * 1000:.0f} ms; in-task overhead {k.task_overhead * 1000:.0f} ms "
+            f"beyond the workers' CPU per task, {k.task_cpu * 1000:.0f} ms ({k.task_cpu_start * 1000:.0f} ms at its start, "
+            "the rest at its end; pool process + its ffmpeg, the median of the points' measurements), which the "
+            "tasks of a measured point share on the cores left free (processor sharing); "
             f"Redis {k.redis_per_task * 1000:.2f} ms CPU per task; poll every {k.poll:g} s; coordinator Python "
             f"{k.py_per_audio * 3600:.1f} CPU s and encoding {k.enc_per_audio * 3600:.1f} CPU s per hour of audio + {k.enc_per_piece * 1000:.0f} ms per piece; "
             f"assembly {k.assembly0:.2f} s + {k.assembly_per_hour:g} s per hour; {k.audio_per_char * 1000:.1f} ms of "
             "audio per character",
             "measured points: the encoders get the cores the rest of the machine left free during that run "
-            "(2 - other jobs - workers and Redis)",
+            "(2 - other jobs - workers and Redis); the workers' tasks share the cores the coordinator, Celery's "
+            "main processes and Redis left with the other jobs, counted as as many runnable threads as the cores "
+            "they used (column 'worker cores / other jobs' threads'); the GPU farm gives every worker its own CPU",
         ],
     )
     lines += [f"Measured (bench/scaling_wide.py) against the model; largest error over 2..N workers: {worst:.1%}.", ""]
     lines += c.table(
         ["workers", "measured wall s", "model wall s", "error", "measured efficiency", "model efficiency",
-         "encoder cores", "coordinator loop busy", "role"],
+         "encoder cores", "worker cores / other jobs' threads", "coordinator loop busy", "role"],
         rows,
     )
     lines += [
@@ -448,7 +572,8 @@ def main() -> None:
         f"{36000 / cap_now:.0f} s of its loop). The next limits are the loop's per-batch work and the poll "
         f"(at most {HEAD + PAGE} task keys every {k.poll:g} s: a finished batch beyond the first {HEAD} in "
         "flight waits for the rotating page, the 'mean delay' column), then Redis. The workers now encode: "
-        f"{k.task_overhead * 1000:.0f} ms of in-task work per batch on this machine's sim runs.",
+        f"{(k.task_overhead + k.task_cpu) * 1000:.0f} ms in each task beyond its synthesis on this machine's sim "
+        f"runs, {k.task_cpu * 1000:.0f} ms of it CPU (pool process + ffmpeg).",
         "",
     ]
     print("\n".join(lines))
