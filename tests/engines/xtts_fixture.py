@@ -10,7 +10,6 @@ voice, and the entry point that declares ``--engine xtts`` where the installed m
 
 from __future__ import annotations
 
-import importlib.metadata
 import wave
 from pathlib import Path
 
@@ -78,16 +77,8 @@ def piper_recording(path: Path, text: str, length_scale: float = 1.0) -> Path:
     return path
 
 
-def xtts_declared() -> bool:
-    return any(ep.name == "xtts" for ep in importlib.metadata.entry_points(group="ebook2audio.engines"))
-
-
 def xtts_entry_point(root: Path) -> Path | None:
     """The folder to put on sys.path / PYTHONPATH so that ``--engine xtts`` is found (None: it is)."""
-    if xtts_declared():
-        return None
-    dist = root / "ebook2audio_xtts_entry-0.dist-info"
-    dist.mkdir(parents=True, exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ebook2audio-xtts-entry\nVersion: 0\n", encoding="utf-8")
-    (dist / "entry_points.txt").write_text(f"[ebook2audio.engines]\n{ENTRY}\n", encoding="utf-8")
-    return root
+    from .kokoro_entry import entry_point_folder
+
+    return entry_point_folder(root, ENTRY)
