@@ -7,6 +7,7 @@ to ``$TEST_ARTEFACTS_DIR`` when that is set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,8 +28,9 @@ pytestmark = pytest.mark.slow
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+@contextlib.contextmanager
+def browser_session() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Selenium, quit on exit."""
     if not (shutil.which("chromium") or Path(CHROMIUM).exists()):
         pytest.fail("chromium is missing: scripts/test.sh installs it (apt-get install chromium chromium-driver)")
     from selenium import webdriver
@@ -45,6 +47,12 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with browser_session() as driver:
+        yield driver
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 120, message: str = "") -> Any:

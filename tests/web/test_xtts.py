@@ -54,3 +54,54 @@ def test_upload_a_sample_and_clone(tmp_path: Path) -> None:
         (tmp_path / "got.m4b").write_bytes(got.content)
         p = probe(tmp_path / "got.m4b")
         assert [ch.title for ch in p.chapters] == ["Chapter 1", "Chapter 2"] and p.duration > 2
+
+
+def test_the_page_clones_a_voice(tmp_path: Path) -> None:
+    """In headless Chromium: choosing the xtts engine swaps the voice list for a sample upload; a file
+    that is not a recording is refused in the card's status line; a recording is checked and used by
+    the preview and by the conversion (the job carries its SHA-256)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from .test_browser import browser_session, shoot, wait_for
+
+    model = build_tiny_xtts(tmp_path / "xtts-v2")
+    env = {"EBOOK2AUDIO_XTTS_DIR": str(model), "EBOOK2AUDIO_WORKERS": "1"}
+    folder = xtts_entry_point(tmp_path / "entry")
+    if folder is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
+    book = tiny_text_book(tmp_path / "tiny.md", "Tiny", 2, 1)
+    sample = piper_recording(tmp_path / "me.wav", "The old keeper walked slowly along the rocky shore, counting ships.")
+    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    junk = tmp_path / "notes.wav"
+    junk.write_bytes(b"not a recording")
+    with running_server(tmp_path, **env) as server, server.client() as c, browser_session() as page:
+        with book.open("rb") as fh:
+            c.post("/api/books", files={"files": ("tiny.md", fh, "text/markdown")}).raise_for_status()
+        page.get(server.url)
+        card = wait_for(lambda: (found := page.find_elements(By.CSS_SELECTOR, ".book")) and found[0], 30, "book card")
+        field = card.find_element(By.CSS_SELECTOR, ".sample-field")
+        assert not field.is_displayed() and card.find_element(By.CSS_SELECTOR, ".voice-field").is_displayed()
+        Select(card.find_element(By.CSS_SELECTOR, ".engine")).select_by_value("xtts")
+        assert field.is_displayed() and not card.find_element(By.CSS_SELECTOR, ".voice-field").is_displayed()
+        status = card.find_element(By.CSS_SELECTOR, ".book-status")
+        upload = card.find_element(By.CSS_SELECTOR, ".voice-sample")
+        upload.send_keys(str(junk))
+        wait_for(lambda: status.text.startswith("refused: voice sample notes.wav is not a readable recording"), 30,
+                 "the junk file refused")  # fmt: skip
+        assert ".upload-" not in status.text  # the server's temporary name is not shown
+        upload.send_keys(str(sample))
+        wait_for(lambda: status.text.startswith("voice sample me.wav: "), 30, "sample accepted")
+        assert page.execute_script("return arguments[0].dataset.voiceSample", card) == digest
+        card.find_element(By.CSS_SELECTOR, ".preview-btn").click()
+        seconds = wait_for(lambda: page.execute_script(
+            "const a = arguments[0].querySelector('.preview-audio');"
+            "return !a.hidden && a.readyState >= 1 && a.duration", card), 120, "preview audio")  # fmt: skip
+        assert seconds > 0.1
+        shoot(page, tmp_path / "screenshots", "xtts-sample")
+        card.find_element(By.CSS_SELECTOR, ".convert-btn").click()
+        job_id = wait_for(lambda: (j := c.get("/api/jobs").json()["jobs"]) and j[0]["id"], 30, "a job")
+        job = server.wait_job(c, job_id, timeout=300)
+        assert job["state"] == "done", job
+        assert job["settings"]["engine"] == "xtts"
+        assert Path(job["settings"]["voice_sample"]) == server.data_dir / "voice-samples" / digest

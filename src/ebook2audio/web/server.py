@@ -418,7 +418,8 @@ class Studio:
             try:
                 sample = read_sample(tmp_path)
             except VoiceError as exc:
-                raise HTTPException(422, str(exc).replace(str(tmp_path), upload.filename or "the sample")) from exc
+                shown = upload.filename or "the sample"
+                raise HTTPException(422, str(exc).replace(str(tmp_path), shown).replace(tmp_path.name, shown)) from exc
             tmp_path.replace(folder / sample.sha256)
         finally:
             tmp_path.unlink(missing_ok=True)

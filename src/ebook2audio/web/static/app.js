@@ -4,6 +4,7 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const state = { engines: [], voices: [], books: new Map(), jobs: new Map() };
+const CLONING_ENGINES = new Set(["xtts"]); // they read with the voice of an uploaded recording (--voice-sample)
 
 async function api(path, options = {}) {
   const res = await fetch(path, options);
@@ -41,6 +42,9 @@ function fillVoices(card) {
   const engine = $(".engine", card).value;
   const select = $(".voice", card);
   const lang = ($(".language", card).value || card.dataset.language || "").toLowerCase().slice(0, 2);
+  const clones = CLONING_ENGINES.has(engine);
+  $(".sample-field", card).hidden = !clones;
+  $(".voice-field", card).hidden = clones;
   select.replaceChildren(new Option("default for the language", ""));
   for (const v of state.voices) {
     if (v.engine !== engine) continue;
@@ -61,9 +65,25 @@ function settingsOf(card) {
     book_id: card.dataset.bookId,
     language: $(".language", card).value.trim(),
     engine: $(".engine", card).value,
-    voice: $(".voice", card).value,
+    voice: CLONING_ENGINES.has($(".engine", card).value) ? "" : $(".voice", card).value,
+    voice_sample: CLONING_ENGINES.has($(".engine", card).value) ? card.dataset.voiceSample || "" : "",
     speed: Number($(".speed", card).value) || 1,
   };
+}
+
+async function uploadSample(card, file, status) {
+  delete card.dataset.voiceSample;
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  status.textContent = "checking the voice sample...";
+  try {
+    const data = await (await api("/api/voice-samples", { method: "POST", body: form })).json();
+    card.dataset.voiceSample = data.sample;
+    status.textContent = "voice sample " + file.name + ": " + data.seconds.toFixed(1) + " s";
+  } catch (e) {
+    status.textContent = "refused: " + e.message;
+  }
 }
 
 function renderBook(book) {
@@ -105,6 +125,8 @@ function renderBook(book) {
   $(".language", card).addEventListener("change", () => fillVoices(card));
   fillVoices(card);
   const status = $(".book-status", card);
+  const sample = $(".voice-sample", card);
+  sample.addEventListener("change", () => uploadSample(card, sample.files[0], status));
   $(".preview-btn", card).addEventListener("click", async (ev) => {
     const button = ev.currentTarget;
     button.disabled = true;
