@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -47,6 +48,19 @@ def is_speakable(text: str) -> bool:
     return no samples for them instead of a breath or a burst of noise.
     """
     return any(unicodedata.category(ch)[0] in "LNS" for ch in text)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, at most 300 characters: what a one-line error quotes of it."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def float_to_pcm16(samples: Any) -> bytes:
+    """Float samples in [-1, 1] (clipped beyond) as 16-bit little-endian PCM."""
+    import numpy as np
+
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,14 @@ from typing import Any
 from ..errors import SynthesisError, VoiceError
 from ..model import EngineInfo, VoiceSpec
 from . import download
-from ._common import is_language_tag, is_speakable, normalize_language, primary_language
+from ._common import (
+    first_line,
+    float_to_pcm16,
+    is_language_tag,
+    is_speakable,
+    normalize_language,
+    primary_language,
+)
 from .kokoro_phonemes import ESPEAK_VOICES, MAX_TOKENS, phonemize, split_phonemes, tokenize
 from .plugin import VoiceEntry
 
@@ -370,10 +377,6 @@ def find_bank(names: list[str], env: Mapping[str, str], *, fetch: bool) -> Bank:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
-
 
 class KokoroEngine:
     """A loaded Kokoro voice (a model session and one speaker vector, maybe blended)."""
@@ -420,11 +423,10 @@ class KokoroEngine:
             try:
                 audio.append(self._infer(tokenize(piece)))
             except Exception as exc:  # onnxruntime raises its own types
-                raise SynthesisError(f"Kokoro failed on a {len(text)}-character chunk: {_first_line(exc)}") from exc
+                raise SynthesisError(f"Kokoro failed on a {len(text)}-character chunk: {first_line(exc)}") from exc
         if not audio:
             return b""
-        samples = np.clip(np.concatenate(audio), -1.0, 1.0)
-        return (np.round(samples * 32767.0)).astype("<i2").tobytes()
+        return float_to_pcm16(np.concatenate(audio))
 
     def close(self) -> None:
         self._session = None

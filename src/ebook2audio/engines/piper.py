@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SynthesisError, VoiceError
-from ._common import DeviceRequest, cuda_visible, is_speakable, normalize_language, parse_device
+from ._common import DeviceRequest, cuda_visible, first_line, is_speakable, normalize_language, parse_device
 from ._onnx_noise import NoiseSite, UnsupportedModelError, make_seedable, noise_feed, short_site
 from .base import EngineInfo
 
@@ -167,7 +167,7 @@ def download_voice(name: str, directory: Path, *, timeout_s: float = 60.0) -> Pi
         for part in parts.values():
             part.unlink(missing_ok=True)
         raise VoiceError(
-            f"cannot download Piper voice {name}: {_first_line(exc)} (offline? copy {name}.onnx and "
+            f"cannot download Piper voice {name}: {first_line(exc)} (offline? copy {name}.onnx and "
             f"{name}.onnx.json into {directory} by hand)"
         ) from exc
     parts[".onnx"].replace(final[".onnx"])
@@ -180,10 +180,6 @@ def looks_like_oom(message: str) -> bool:
     lowered = message.lower()
     return any(marker in lowered for marker in _OOM_MARKERS)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def session_options() -> Any:
@@ -218,7 +214,7 @@ def _cuda_session(model_path: Path, request: DeviceRequest, model: bytes | None 
             str(model_path) if model is None else model, sess_options=session_options(), providers=providers
         )
     except Exception as exc:
-        raise VoiceError(f"cannot load the voice on {request.label}: {_first_line(exc)}") from exc
+        raise VoiceError(f"cannot load the voice on {request.label}: {first_line(exc)}") from exc
     used = session.get_providers()
     if not used or used[0] != CUDA_PROVIDER:
         raise VoiceError(
@@ -238,7 +234,7 @@ def _cpu_session(model_path: Path, model: bytes | None = None) -> Any:
             providers=[CPU_PROVIDER],
         )
     except Exception as exc:
-        raise VoiceError(f"cannot load the voice model {model_path}: {_first_line(exc)}") from exc
+        raise VoiceError(f"cannot load the voice model {model_path}: {first_line(exc)}") from exc
 
 
 def create_session(
@@ -448,7 +444,7 @@ class PiperEngine:
             with noise:
                 pieces = [chunk.audio_int16_bytes for chunk in self._voice.synthesize(text, self._syn_config)]
         except Exception as exc:
-            message = _first_line(exc)
+            message = first_line(exc)
             if self.device.startswith("cuda") and looks_like_oom(message):
                 raise CudaOutOfMemoryError(
                     f"CUDA out of memory on {self.device} synthesising {len(text)} characters: {message}"

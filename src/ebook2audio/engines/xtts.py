@@ -28,6 +28,8 @@ from ..model import EngineInfo, VoiceSpec
 from . import voice_sample
 from ._common import (
     cuda_visible,
+    first_line,
+    float_to_pcm16,
     is_language_tag,
     is_speakable,
     normalize_language,
@@ -239,14 +241,10 @@ def _conditioning(loaded: _Loaded, sample: Path, sha256: str) -> tuple[Any, Any]
                 audio, rate, length=int(cfg.gpt_cond_len), chunk_length=int(cfg.gpt_cond_chunk_len)
             )
     except Exception as exc:
-        raise VoiceError(f"XTTS-v2 cannot read voice sample {sample}: {_first_line(exc)}") from exc
+        raise VoiceError(f"XTTS-v2 cannot read voice sample {sample}: {first_line(exc)}") from exc
     loaded.latents[sha256] = (latents, speaker)
     return latents, speaker
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 class XttsEngine:
@@ -296,9 +294,8 @@ class XttsEngine:
                     enable_text_splitting=False,
                 )
         except Exception as exc:  # torch, transformers and coqui raise many types
-            raise SynthesisError(f"XTTS-v2 failed on a {len(text)}-character chunk: {_first_line(exc)}") from exc
-        samples = np.clip(np.asarray(out["wav"], dtype=np.float32).reshape(-1), -1.0, 1.0)
-        return np.round(samples * 32767.0).astype("<i2").tobytes()
+            raise SynthesisError(f"XTTS-v2 failed on a {len(text)}-character chunk: {first_line(exc)}") from exc
+        return float_to_pcm16(np.asarray(out["wav"], dtype=np.float32).reshape(-1))
 
     def close(self) -> None:
         self._loaded = None  # the model stays loaded for the process (the next sample reuses it)
