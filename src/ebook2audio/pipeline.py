@@ -425,10 +425,9 @@ def _run_job(
     if book.cover is not None:
         save_cover(store, session, book.cover)
     if info.sample:  # --voice-sample: the workers (maybe on other machines) read it from the storage
-        from .engines.voice_sample import VoiceSample
         from .engines.voice_sample import store as store_sample
 
-        store_sample(store, session, VoiceSample(Path(info.path), info.sample, 0.0))
+        store_sample(store, session, Path(info.path), info.sample)
     specs = batch_pieces(plan)
     pieces_stored = stored_pieces(store, session, job.id) if specs else set()
     pending = [

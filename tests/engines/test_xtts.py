@@ -160,7 +160,7 @@ def test_samples_travel_through_storage(tmp_path: Path, samples: tuple[Path, Pat
     sample = voice_sample.read_sample(samples[0])
     assert 3 <= sample.seconds <= 30
     storage = LocalStorage(tmp_path / "work")
-    voice_sample.store(storage, "sess", sample)
+    voice_sample.store(storage, "sess", sample.path, sample.sha256)
     worker_env = {"XDG_CACHE_HOME": str(tmp_path / "worker-cache")}
     with pytest.raises(VoiceError) as exc:  # not on the worker, and the coordinator's path is not there
         voice_sample.locate(sample.sha256, str(tmp_path / "elsewhere.wav"), worker_env)

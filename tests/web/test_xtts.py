@@ -22,7 +22,9 @@ pytestmark = [
 ]
 
 
-def test_upload_a_sample_and_clone(tmp_path: Path) -> None:
+def clone_setup(tmp_path: Path) -> tuple[dict[str, str], Path, Path, str]:
+    """The server's environment (a tiny random XTTS-v2 built here), a 2-chapter book, a Piper recording
+    as the voice sample, and the sample's SHA-256."""
     model = build_tiny_xtts(tmp_path / "xtts-v2")
     env = {"EBOOK2AUDIO_XTTS_DIR": str(model), "EBOOK2AUDIO_WORKERS": "1"}
     folder = xtts_entry_point(tmp_path / "entry")
@@ -30,7 +32,11 @@ def test_upload_a_sample_and_clone(tmp_path: Path) -> None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
     book = tiny_text_book(tmp_path / "tiny.md", "Tiny", 2, 1)
     sample = piper_recording(tmp_path / "me.wav", "The old keeper walked slowly along the rocky shore, counting ships.")
-    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    return env, book, sample, hashlib.sha256(sample.read_bytes()).hexdigest()
+
+
+def test_upload_a_sample_and_clone(tmp_path: Path) -> None:
+    env, book, sample, digest = clone_setup(tmp_path)
     with running_server(tmp_path, **env) as server, server.client() as c:
         bad = c.post("/api/voice-samples", files={"file": ("notes.wav", b"not a recording", "audio/wav")})
         assert "notes.wav is not a readable recording" in one_line_error(bad, 422)
@@ -65,14 +71,7 @@ def test_the_page_clones_a_voice(tmp_path: Path) -> None:
 
     from .test_browser import browser_session, shoot, wait_for
 
-    model = build_tiny_xtts(tmp_path / "xtts-v2")
-    env = {"EBOOK2AUDIO_XTTS_DIR": str(model), "EBOOK2AUDIO_WORKERS": "1"}
-    folder = xtts_entry_point(tmp_path / "entry")
-    if folder is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
-    book = tiny_text_book(tmp_path / "tiny.md", "Tiny", 2, 1)
-    sample = piper_recording(tmp_path / "me.wav", "The old keeper walked slowly along the rocky shore, counting ships.")
-    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    env, book, sample, digest = clone_setup(tmp_path)
     junk = tmp_path / "notes.wav"
     junk.write_bytes(b"not a recording")
     with running_server(tmp_path, **env) as server, server.client() as c, browser_session() as page:

@@ -120,12 +120,13 @@ def _write_cache(sha256: str, data: bytes, env: Mapping[str, str] | None) -> Pat
     return dest
 
 
-def store(storage: Storage, session: str, sample: VoiceSample) -> None:
-    """Put the sample's bytes in the job's storage (once; the key is its digest), for the workers."""
-    data = sample.path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sample.sha256:
-        raise VoiceError(f"voice sample {sample.path} changed while the book was being converted")
-    storage.put_bytes_if_absent(sample_key(session, sample.sha256), data)
+def store(storage: Storage, session: str, path: Path, sha256: str) -> None:
+    """Put the bytes of the sample at ``path`` (digest ``sha256``) in the job's storage (once; the key is
+    its digest), for the workers."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise VoiceError(f"voice sample {path} changed while the book was being converted")
+    storage.put_bytes_if_absent(sample_key(session, sha256), data)
 
 
 def fetch(storage: Storage, session: str, sha256: str, env: Mapping[str, str] | None = None) -> Path:

@@ -264,6 +264,15 @@ def book_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def spool_upload(upload: UploadFile, folder: Path) -> Path:
+    """An upload's bytes in a new hidden temporary file of ``folder`` (made if missing), for the caller
+    to check and rename into place (or delete)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as tmp:
+        shutil.copyfileobj(upload.file, tmp, 1 << 20)
+        return Path(tmp.name)
+
+
 def safe_upload_name(name: str) -> str:
     base = Path(name.replace("\\", "/")).name
     stem, dot, ext = base.rpartition(".")
@@ -391,10 +400,7 @@ class Studio:
 
     def store_upload(self, upload: UploadFile) -> Book:
         name = safe_upload_name(upload.filename or "book")
-        self.books_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.books_dir, prefix=".upload-", delete=False) as tmp:
-            shutil.copyfileobj(upload.file, tmp, 1 << 20)
-            tmp_path = Path(tmp.name)
+        tmp_path = spool_upload(upload, self.books_dir)
         try:
             digest = book_digest(tmp_path)
             folder = self.books_dir / digest
@@ -410,10 +416,7 @@ class Studio:
         from ..engines.voice_sample import read_sample
 
         folder = self.config.data_dir / "voice-samples"
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as tmp:
-            shutil.copyfileobj(upload.file, tmp, 1 << 20)
-            tmp_path = Path(tmp.name)
+        tmp_path = spool_upload(upload, folder)
         try:
             try:
                 sample = read_sample(tmp_path)
