@@ -313,7 +313,9 @@ class Queue:
                 f"UPDATE jobs SET state = ?, error = ?, phase = '', updated = ?{extra} WHERE id = ?",
                 (state, error, time.time(), job_id),
             )
-        return self.job(job_id)
+            # read back in the same transaction: the job as this call left it, even when the runner
+            # claims it (queued -> running) the moment the transaction ends
+            return _job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
     def progress(self, job_id: int, p: Progress) -> None:
         with self._tx() as db:
